@@ -1,0 +1,136 @@
+"""The detector protocol: the one file a plugin author needs to read.
+
+A detector receives a read-only `RunRecord` (see `harness/record.py`): the
+data profile, the model summary, the per-epoch trace and the outcome of one
+training run, under an opaque key. It never sees which case produced the run
+or what is wrong with it. It returns zero or more `Diagnosis` objects whose
+`cause` and `symptom` are terms of `harness/taxonomy.py`.
+
+Two styles:
+
+* post-hoc: subclass `Detector` and implement `diagnose(record)`;
+* online: subclass `OnlineDetector` and implement `on_epoch_end(epoch, trace, record)`
+  (the Keras callback vocabulary); it is fed the trace one epoch at a time,
+  and `diagnose` replays that for you, so both styles agree at the last epoch.
+
+Declare in `needs` which parts of the record you read ("data", "model",
+"trace", "outcome"); the harness hands you a record with only those parts
+filled, so an undeclared dependency shows up as missing data, not as a silent
+advantage. Register a plugin through the entry-point group
+`trainwreck.detectors` (see `examples/trainwreck-example-detector`), and check
+it with `detectors.testing.check_detector`.
+
+Example::
+
+    from detectors.base import Detector, Diagnosis
+
+    class LossGoesUp(Detector):
+        name, version, needs = "loss-goes-up", "1.0", frozenset({"trace"})
+
+        def diagnose(self, record):
+            losses = [e.logs.get("loss") for e in record.trace if e.completed]
+            if len(losses) > 1 and losses[-1] > losses[0]:
+                return [Diagnosis(cause="lr_too_high", symptom="divergence", confidence=0.5,
+                                  epoch=len(losses) - 1, evidence=f"loss {losses[0]:.3g} -> {losses[-1]:.3g}")]
+            return []
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
+
+from harness import taxonomy
+from harness.record import EpochTrace, RunRecord, truncate
+
+__all__ = ["Diagnosis", "Detector", "OnlineDetector", "RECORD_PARTS", "InvalidDiagnosis", "RunRecord", "EpochTrace"]
+
+RECORD_PARTS = frozenset({"data", "model", "trace", "outcome"})
+
+
+class InvalidDiagnosis(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """One finding. `cause` and `symptom` are taxonomy terms; at least one is given.
+
+    confidence: in [0, 1]. epoch: the 0-based epoch the finding refers to
+    (None for findings about the data or the model alone). evidence: one line a
+    person can check against the trace.
+    """
+    cause: str | None = None
+    symptom: str | None = None
+    confidence: float = 1.0
+    epoch: int | None = None
+    evidence: str = ""
+
+    def __post_init__(self):
+        if self.cause is None and self.symptom is None:
+            raise InvalidDiagnosis("a diagnosis names a cause, a symptom, or both")
+        if self.cause is not None and not taxonomy.is_cause(self.cause):
+            raise InvalidDiagnosis(f"unknown cause {self.cause!r}; valid: {', '.join(taxonomy.cause_names())}")
+        if self.symptom is not None and not taxonomy.is_symptom(self.symptom):
+            raise InvalidDiagnosis(f"unknown symptom {self.symptom!r}; valid: {', '.join(taxonomy.symptom_names())}")
+        if not (isinstance(self.confidence, (int, float)) and 0.0 <= self.confidence <= 1.0
+                and not math.isnan(self.confidence)):
+            raise InvalidDiagnosis(f"confidence must be in [0, 1], got {self.confidence!r}")
+        if self.epoch is not None and (not isinstance(self.epoch, int) or self.epoch < 0):
+            raise InvalidDiagnosis(f"epoch must be a non-negative int or None, got {self.epoch!r}")
+
+    def to_dict(self) -> dict:
+        return {"cause": self.cause, "symptom": self.symptom, "confidence": float(self.confidence),
+                "epoch": self.epoch, "evidence": self.evidence}
+
+
+class Detector:
+    """Base class of post-hoc detectors. Subclasses set the class attributes and `diagnose`."""
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    needs: ClassVar[frozenset] = RECORD_PARTS
+    online: ClassVar[bool] = False
+    time_budget_s: ClassVar[float] = 10.0   # per run; exceeding it is an error row
+
+    def diagnose(self, record: RunRecord) -> list[Diagnosis]:
+        raise NotImplementedError
+
+
+class OnlineDetector(Detector):
+    """A detector fed one epoch at a time, like a Keras callback.
+
+    `on_train_begin(record)` sees the data profile and model summary,
+    `on_epoch_end(epoch, trace, record)` each finished epoch (with `record.trace`
+    holding epochs 0..epoch), `on_train_end(record)` the final outcome. Each returns the
+    diagnoses it makes at that point. A fresh instance is used for every run.
+    """
+    online: ClassVar[bool] = True
+
+    def on_train_begin(self, record: RunRecord) -> list[Diagnosis]:
+        return []
+
+    def on_epoch_end(self, epoch: int, trace: EpochTrace, record: RunRecord) -> list[Diagnosis]:
+        return []
+
+    def on_train_end(self, record: RunRecord) -> list[Diagnosis]:
+        return []
+
+    def replay(self, record: RunRecord):
+        """Yield (epochs_seen, diagnoses made at that point) over the whole record."""
+        yield 0, list(self.on_train_begin(truncate(record, 0)))
+        for i, ep in enumerate(record.trace):
+            yield i + 1, list(self.on_epoch_end(ep.epoch, ep, truncate(record, i + 1)))
+        yield len(record.trace), list(self.on_train_end(record))
+
+    def diagnose(self, record: RunRecord) -> list[Diagnosis]:
+        fresh = type(self)()
+        return [d for _, ds in fresh.replay(record) for d in ds]
+
+
+def restrict(record: RunRecord, needs: frozenset) -> RunRecord:
+    """The record with only the declared parts filled in."""
+    from harness.record import DataProfile, ModelSummary, Outcome
+
+    blank = {"data": DataProfile(), "model": ModelSummary(), "trace": (), "outcome": Outcome()}
+    return replace(record, **{k: v for k, v in blank.items() if k not in needs})

@@ -1,0 +1,63 @@
+"""Running one detector on one record, inside a detector worker process.
+
+The record arrives as plain data with an opaque key and is rebuilt as a
+read-only `RunRecord` holding only the parts the detector declared. Online
+detectors are replayed epoch by epoch; post-hoc detectors are replayed on
+each prefix of the trace. The first prefix at which a cause (or symptom) is
+named gives the detection latency, computed for every cause named, so the
+scorer can look up the expected one without the detector ever seeing it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from harness.record import RunRecord, truncate
+
+from .base import Detector, Diagnosis, OnlineDetector, restrict
+
+__all__ = ["diagnose_replay", "validate_output"]
+
+
+def validate_output(name: str, out) -> list[Diagnosis]:
+    if out is None:
+        return []
+    if not isinstance(out, (list, tuple)):
+        raise TypeError(f"{name} returned {type(out).__name__}, expected a list of Diagnosis")
+    for d in out:
+        if not isinstance(d, Diagnosis):
+            raise TypeError(f"{name} returned a {type(d).__name__} among its diagnoses, expected Diagnosis")
+    return list(out)
+
+
+def _first_seen(first: dict, key: str | None, k: int) -> None:
+    if key is not None and key not in first:
+        first[key] = k
+
+
+def diagnose_replay(detector: Detector, record_dict: dict, replay: bool = True) -> dict:
+    record = restrict(RunRecord.from_dict(record_dict), frozenset(detector.needs))
+    t0 = time.perf_counter()
+    first_cause: dict[str, int] = {}
+    first_symptom: dict[str, int] = {}
+    if isinstance(detector, OnlineDetector):
+        final = []
+        fresh = type(detector)()
+        for k, ds in fresh.replay(record):
+            ds = validate_output(detector.name, ds)
+            final += ds
+            for d in ds:
+                _first_seen(first_cause, d.cause, k)
+                _first_seen(first_symptom, d.symptom, k)
+    else:
+        final = validate_output(detector.name, detector.diagnose(record))
+        if replay:
+            for k in range(len(record.trace)):
+                for d in validate_output(detector.name, detector.diagnose(truncate(record, k))):
+                    _first_seen(first_cause, d.cause, k)
+                    _first_seen(first_symptom, d.symptom, k)
+        for d in final:
+            _first_seen(first_cause, d.cause, len(record.trace))
+            _first_seen(first_symptom, d.symptom, len(record.trace))
+    return {"diagnoses": [d.to_dict() for d in final], "first_cause": first_cause,
+            "first_symptom": first_symptom, "seconds": time.perf_counter() - t0}

@@ -1,0 +1,348 @@
+"""Case files: the schema, loading, validation and the broken/fixed merge.
+
+A case is one YAML file `cases/<family>/<id>.yaml`. It holds a `base` task and
+two overrides of it, `broken` and `fixed`, deep-merged onto the base (mappings
+merge, everything else replaces), so the diff between the two variants is the
+fault. Validation is pydantic; every problem is reported as
+`file: field.path: what was expected`, with a suggestion for unknown names.
+Case files come from strangers' pull requests, so YAML is read with the safe
+loader, without aliases, within size and depth limits, and no field is ever
+executed or imported.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from . import taxonomy
+from .datasets import DATASETS
+from .models import MODELS
+from .oracle import MEASURES
+from .pipelines import PIPELINES
+from .registry import Registry, UnknownName, suggest
+from .transforms import TRANSFORMS
+
+__all__ = ["Case", "Task", "CaseError", "CaseErrors", "load_case", "load_corpus", "resolve_variant",
+           "VARIANTS", "case_schema", "CASES_DIR", "MAX_FILE_BYTES", "MAX_DEPTH"]
+
+VARIANTS = ("broken", "fixed")
+CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
+MAX_FILE_BYTES = 64 * 1024
+MAX_DEPTH = 12
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component(_Strict):
+    name: str = Field(description="a registered name")
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword parameters of the component")
+
+
+class EarlyStopping(_Strict):
+    monitor: str = "val_loss"
+    patience: int = Field(3, ge=0, le=100)
+    min_delta: float = Field(0.0, ge=0)
+    restore_best_weights: bool = True
+
+
+class CompileSpec(_Strict):
+    optimizer: Literal["sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam", "adadelta"] = "adam"
+    learning_rate: float = Field(0.001, gt=0, le=1000)
+    momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
+    clipnorm: float | None = Field(None, gt=0)
+    loss: Literal["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+                  "mse", "mae", "huber", "hinge"] = "sparse_categorical_crossentropy"
+    metrics: list[Literal["accuracy", "mae", "mse"]] = Field(default_factory=lambda: ["accuracy"], max_length=4)
+
+
+class FitSpec(_Strict):
+    epochs: int = Field(10, ge=1, le=200)
+    batch_size: int = Field(32, ge=1, le=4096)
+    shuffle: bool = True
+    class_weight: Literal["balanced"] | None = None
+    early_stopping: EarlyStopping | None = None
+
+
+class Task(_Strict):
+    """Everything needed to train one run; the base and each variant resolve to one."""
+    dataset: Component
+    transforms: list[Component] = Field(default_factory=list, max_length=10)
+    model: Component
+    pipeline: Component = Field(default_factory=lambda: Component(name="arrays"))
+    compile: CompileSpec = Field(default_factory=CompileSpec)
+    fit: FitSpec = Field(default_factory=FitSpec)
+
+
+class Condition(_Strict):
+    """One measured inequality; a variant's oracle holds when all its conditions hold."""
+    measure: str = Field(description="a registered oracle measure (see `trainwreck ls measures`)")
+    key: str | None = Field(None, description="the log key a measure reads, e.g. val_accuracy")
+    min: float | None = None
+    max: float | None = None
+    in_: list[str] | None = Field(None, alias="in", description="allowed values of a categorical measure")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("measure")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        MEASURES.get(v)
+        return v
+
+
+class Oracle(_Strict):
+    broken: list[Condition] = Field(min_length=1, description="what the broken run must show")
+    fixed: list[Condition] = Field(min_length=1, description="what the fixed run must show")
+
+
+class Case(_Strict):
+    schema_version: Literal[1] = 1
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$", description="equals the file name without .yaml")
+    title: str = Field(min_length=3, max_length=120)
+    description: str = Field(min_length=10)
+    provenance: str = Field(min_length=5, description="the public report, paper or scenario reproduced")
+    cause: str = Field(description="a cause from harness/taxonomy.py; 'healthy' for a trap")
+    symptoms: list[str] = Field(default_factory=list, description="symptoms from harness/taxonomy.py")
+    seeds: list[int] = Field(min_length=3, max_length=10)
+    status: Literal["active", "deprecated"] = "active"
+    deprecated_reason: str | None = None
+    base: Task
+    broken: dict[str, Any] = Field(default_factory=dict, description="override of base for the broken run")
+    fixed: dict[str, Any] = Field(default_factory=dict, description="override of base for the fixed run")
+    oracle: Oracle
+
+    @field_validator("cause")
+    @classmethod
+    def _cause(cls, v: str) -> str:
+        if not taxonomy.is_cause(v):
+            raise ValueError(f"unknown cause '{v}'; {suggest(v, taxonomy.cause_names())}"
+                             f"valid: {', '.join(taxonomy.cause_names())}")
+        return v
+
+    @field_validator("symptoms")
+    @classmethod
+    def _symptoms(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not taxonomy.is_symptom(s):
+                raise ValueError(f"unknown symptom '{s}'; {suggest(s, taxonomy.symptom_names())}"
+                                 f"valid: {', '.join(taxonomy.symptom_names())}")
+        return v
+
+    @property
+    def family(self) -> str:
+        return getattr(self, "_family", "")
+
+
+@dataclass(frozen=True)
+class CaseError:
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.message}" if self.field else f"{self.file}: {self.message}"
+
+
+class CaseErrors(Exception):
+    def __init__(self, errors: list[CaseError]):
+        self.errors = errors
+        super().__init__("\n".join(map(str, errors)))
+
+
+# ---------------------------------------------------------------- YAML reading
+
+class _GuardedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (billion-laughs) and deep nesting."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases (*name) are not allowed in case files")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.YAMLError(f"nesting deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _read_yaml(path: Path) -> Any:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CaseErrors([CaseError(str(path), "", f"file is {size} bytes; a case file may hold at most {MAX_FILE_BYTES}")])
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_GuardedLoader)  # noqa: S506 (guarded safe loader)
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        where = ""
+        mark = getattr(e, "problem_mark", None)
+        if mark is not None:
+            where = f"line {mark.line + 1}"
+        msg = str(getattr(e, "problem", None) or e).strip()
+        raise CaseErrors([CaseError(str(path), where, f"invalid YAML: {msg}")]) from None
+
+
+# ---------------------------------------------------------------- validation
+
+_VOCABULARY: set[str] = set()
+
+
+def _vocabulary() -> list[str]:
+    """Every key a case may use anywhere: the 'did you mean' candidates."""
+    if not _VOCABULARY:
+        def walk(model):
+            for name, f in model.model_fields.items():
+                _VOCABULARY.add(f.alias or name)
+                for arg in getattr(f.annotation, "__args__", ()) + (f.annotation,):
+                    if isinstance(arg, type) and issubclass(arg, BaseModel):
+                        walk(arg)
+        walk(Case)
+        walk(Task)
+        for reg in (DATASETS, MODELS, TRANSFORMS, PIPELINES):
+            for n in reg.names():
+                walk(reg.get(n).params)
+    return sorted(_VOCABULARY)
+
+
+def _expected(err: dict) -> str:
+    if err["type"] == "extra_forbidden":
+        key = str(err["loc"][-1])
+        return f"unknown key '{key}'; {suggest(key, _vocabulary())}".rstrip()
+    if err["type"] == "missing":
+        return "required field is missing"
+    msg = err["msg"]
+    if "input" in err and err["type"] not in ("value_error",) and not isinstance(err["input"], (dict, list)):
+        msg += f" (got {err['input']!r})"
+    return msg.removeprefix("Value error, ")
+
+
+def _errors(file: str, prefix: str, exc: ValidationError) -> list[CaseError]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        out.append(CaseError(file, ".".join(p for p in (prefix, loc) if p), _expected(err)))
+    return out
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _check_components(file: str, prefix: str, task: Task) -> list[CaseError]:
+    """Names resolve in their registries and params validate against each component's schema."""
+    out: list[CaseError] = []
+    slots: list[tuple[str, Component, Registry]] = [
+        ("dataset", task.dataset, DATASETS), ("model", task.model, MODELS), ("pipeline", task.pipeline, PIPELINES)]
+    slots += [(f"transforms.{i}", c, TRANSFORMS) for i, c in enumerate(task.transforms)]
+    for where, comp, reg in slots:
+        path = f"{prefix}.{where}"
+        try:
+            entry = reg.get(comp.name)
+        except UnknownName as e:
+            out.append(CaseError(file, f"{path}.name", str(e)))
+            continue
+        try:
+            entry.params(**comp.params)
+        except ValidationError as e:
+            out += _errors(file, f"{path}.params", e)
+    return out
+
+
+def resolve_variant(case: Case, variant: str) -> Task:
+    """The base task with the variant's override merged in."""
+    merged = deep_merge(case.base.model_dump(mode="json", by_alias=True), getattr(case, variant))
+    return Task.model_validate(merged)
+
+
+def _validate(data: Any, file: str, family: str) -> Case:
+    if not isinstance(data, dict):
+        raise CaseErrors([CaseError(file, "", f"expected a mapping at the top level, got {type(data).__name__}")])
+    try:
+        case = Case.model_validate(data)
+    except ValidationError as e:
+        raise CaseErrors(_errors(file, "", e)) from None
+    base_errors = _check_components(file, "base", case.base)
+    errors = list(base_errors)
+    for variant in VARIANTS:
+        try:
+            task = resolve_variant(case, variant)
+        except ValidationError as e:
+            errors += _errors(file, variant, e)
+            continue
+        inherited = {(e.field.replace("base", variant, 1), e.message) for e in base_errors}
+        errors += [e for e in _check_components(file, variant, task) if (e.field, e.message) not in inherited]
+    stem = Path(file).stem
+    if case.id != stem:
+        errors.append(CaseError(file, "id", f"expected '{stem}' (the file name), got '{case.id}'"))
+    if case.broken == case.fixed:
+        errors.append(CaseError(file, "fixed", "expected an override that differs from 'broken'"))
+    if errors:
+        raise CaseErrors(errors)
+    object.__setattr__(case, "_family", family)
+    return case
+
+
+def load_case(path: str | Path) -> Case:
+    path = Path(path)
+    family = path.parent.name
+    return _validate(_read_yaml(path), str(path), family)
+
+
+def case_files(root: Path = CASES_DIR) -> list[Path]:
+    return sorted(p for p in Path(root).rglob("*.yaml"))
+
+
+def load_corpus(root: Path = CASES_DIR, *, include_deprecated: bool = False) -> list[Case]:
+    """Every case under root, sorted by path; all errors of all files are raised together."""
+    cases, errors, seen = [], [], {}
+    for path in case_files(root):
+        try:
+            case = load_case(path)
+        except CaseErrors as e:
+            errors += e.errors
+            continue
+        if case.id in seen:
+            errors.append(CaseError(str(path), "id", f"duplicate case id '{case.id}', also in {seen[case.id]}"))
+            continue
+        seen[case.id] = str(path)
+        if case.status == "active" or include_deprecated:
+            cases.append(case)
+    if errors:
+        raise CaseErrors(errors)
+    return cases
+
+
+def case_hash(case: Case) -> str:
+    text = json.dumps(case.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def case_schema() -> dict:
+    """The JSON Schema of a case file, for editors (cases/schema.json)."""
+    schema = Case.model_json_schema(by_alias=True)
+    schema["$id"] = "https://trainwreck.invalid/case.schema.json"
+    schema["title"] = "trainwreck case"
+    defs = schema.get("$defs", {})
+    for comp_key in ("Component",):
+        if comp_key in defs:
+            defs[comp_key]["properties"]["name"]["examples"] = sorted(
+                set(DATASETS.names() + MODELS.names() + TRANSFORMS.names() + PIPELINES.names()))
+    schema["properties"]["cause"]["enum"] = taxonomy.cause_names()
+    schema["properties"]["symptoms"]["items"] = {"enum": taxonomy.symptom_names()}
+    return schema

@@ -1,0 +1,217 @@
+"""Oracle measures: what the harness measures to prove a variant fails or trains.
+
+A case's oracle is a list of conditions `{measure, key?, min?, max?, in?}` per
+variant. Measures read the run record and the oracle-only extras (scores on the
+clean held-out split, which no detector sees). A measure that cannot be taken
+(e.g. no epoch finished) is NaN, and NaN satisfies no bound: a broken run that
+crashed cannot accidentally "meet" a numeric failure oracle.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from .record import RunRecord
+from .registry import Registry
+
+__all__ = ["MEASURES", "Measure", "ConditionResult", "OracleVerdict", "evaluate"]
+
+Value = float | str
+
+
+@dataclass(frozen=True)
+class Measure:
+    fn: Callable[[RunRecord, dict, str | None], Value]
+    doc: str
+    needs_key: bool = False
+
+
+MEASURES: Registry[Measure] = Registry("oracle measure")
+
+
+def _measure(name: str, needs_key: bool = False):
+    def deco(fn):
+        MEASURES.register(name)(Measure(fn, (fn.__doc__ or "").strip(), needs_key))
+        return fn
+    return deco
+
+
+def _series(r: RunRecord, key: str) -> list[float]:
+    return [float(e.logs[key]) for e in r.trace if e.completed and key in e.logs]
+
+
+def _finite(xs: list[float]) -> list[float]:
+    return [x for x in xs if math.isfinite(x)]
+
+
+@_measure("outcome")
+def outcome(r, extras, key):
+    """The run's outcome: completed, nan, stopped_early, crashed or timeout."""
+    return r.outcome.status
+
+
+@_measure("last", needs_key=True)
+def last(r, extras, key):
+    """The last epoch's value of a log key (e.g. val_accuracy, loss)."""
+    s = _series(r, key)
+    return s[-1] if s else math.nan
+
+
+@_measure("best", needs_key=True)
+def best(r, extras, key):
+    """The best value of a log key over epochs (max for accuracy-like keys, min for losses/errors)."""
+    s = _finite(_series(r, key))
+    if not s:
+        return math.nan
+    return max(s) if "acc" in key else min(s)
+
+
+@_measure("first", needs_key=True)
+def first(r, extras, key):
+    """The first epoch's value of a log key."""
+    s = _series(r, key)
+    return s[0] if s else math.nan
+
+
+@_measure("test", needs_key=True)
+def test(r, extras, key):
+    """A metric on the clean held-out test split (oracle only; e.g. accuracy, loss)."""
+    return float(extras.get("test", {}).get(key, math.nan))
+
+
+@_measure("val_minus_test", needs_key=True)
+def val_minus_test(r, extras, key):
+    """Best validation metric minus the clean test metric: how much validation overstates."""
+    return best(r, extras, f"val_{key}") - test(r, extras, key)
+
+
+@_measure("train_minus_val", needs_key=True)
+def train_minus_val(r, extras, key):
+    """Last training metric minus last validation metric (the generalisation gap)."""
+    return last(r, extras, key) - last(r, extras, f"val_{key}")
+
+
+@_measure("loss_nonfinite")
+def loss_nonfinite(r, extras, key):
+    """1 if any epoch's training loss was NaN/inf or the run ended as 'nan', else 0."""
+    bad = any(not math.isfinite(x) for x in _series(r, "loss")) or r.outcome.status == "nan"
+    return 1.0 if bad else 0.0
+
+
+@_measure("loss_ratio")
+def loss_ratio(r, extras, key):
+    """Last finite training loss over the first; inf when the loss became non-finite."""
+    s = _series(r, "loss")
+    if not s:
+        return math.nan
+    if loss_nonfinite(r, extras, key):
+        return math.inf
+    return s[-1] / s[0] if s[0] else math.nan
+
+
+def _layer_series(r: RunRecord, attr: str) -> list[list[float]]:
+    return [list(getattr(e, attr).values()) for e in r.trace if getattr(e, attr)]
+
+
+@_measure("grad_ratio")
+def grad_ratio(r, extras, key):
+    """Median over epochs of |grad W_first| / |grad W_last| on the probe batch (AUTOTRAINER's ratio)."""
+    ratios = sorted(v[0] / v[-1] for v in _layer_series(r, "grad_norms") if len(v) > 1 and v[-1] > 0)
+    return ratios[len(ratios) // 2] if ratios else math.nan
+
+
+@_measure("max_grad_norm")
+def max_grad_norm(r, extras, key):
+    """Largest per-layer probe-batch gradient norm over all epochs (inf if any was non-finite)."""
+    vals = [x for v in _layer_series(r, "grad_norms") for x in v]
+    if not vals:
+        return math.nan
+    return math.inf if any(not math.isfinite(x) for x in vals) else max(vals)
+
+
+@_measure("dead_relu")
+def dead_relu(r, extras, key):
+    """Largest fraction of dead ReLU units in any layer at the last epoch."""
+    s = _layer_series(r, "dead_relu_fraction")
+    return max(s[-1]) if s else math.nan
+
+
+@_measure("saturation")
+def saturation(r, extras, key):
+    """Largest fraction of saturated sigmoid/tanh outputs in any layer at the last epoch."""
+    s = _layer_series(r, "saturated_fraction")
+    return max(s[-1]) if s else math.nan
+
+
+@_measure("min_steps_fraction")
+def min_steps_fraction(r, extras, key):
+    """Smallest steps-run / steps-expected over epochs, interrupted epochs included."""
+    fr = [e.steps / e.expected_steps for e in r.trace if e.expected_steps]
+    return min(fr) if fr else math.nan
+
+
+@_measure("epochs_run")
+def epochs_run(r, extras, key):
+    """Epochs completed."""
+    return float(r.outcome.epochs_run)
+
+
+@_measure("max_update_ratio")
+def max_update_ratio(r, extras, key):
+    """Largest per-layer weight update ratio |dW|/|W| over the run (0 means nothing learned)."""
+    vals = [x for v in _layer_series(r, "update_ratios") for x in v if math.isfinite(x)]
+    return max(vals) if vals else math.nan
+
+
+@dataclass(frozen=True)
+class ConditionResult:
+    measure: str
+    key: str | None
+    value: Value
+    bound: str
+    holds: bool
+
+    def __str__(self) -> str:
+        name = f"{self.measure}({self.key})" if self.key else self.measure
+        v = f"{self.value:.4g}" if isinstance(self.value, float) else str(self.value)
+        return f"{name} = {v} [{self.bound}] {'ok' if self.holds else 'FAILS'}"
+
+
+@dataclass(frozen=True)
+class OracleVerdict:
+    holds: bool
+    conditions: tuple[ConditionResult, ...]
+
+    def to_dict(self) -> dict:
+        return {"holds": self.holds, "conditions": [
+            {"measure": c.measure, "key": c.key, "value": c.value, "bound": c.bound, "holds": c.holds}
+            for c in self.conditions]}
+
+    def summary(self) -> str:
+        return "; ".join(map(str, self.conditions))
+
+
+def _check(value: Value, cond) -> tuple[bool, str]:
+    parts, ok = [], True
+    if cond.in_ is not None:
+        parts.append(f"in {cond.in_}")
+        ok &= str(value) in cond.in_
+    if cond.min is not None:
+        parts.append(f">= {cond.min:g}")
+        ok &= isinstance(value, float) and value >= cond.min
+    if cond.max is not None:
+        parts.append(f"<= {cond.max:g}")
+        ok &= isinstance(value, float) and value <= cond.max
+    return bool(ok), ", ".join(parts)
+
+
+def evaluate(conditions, record: RunRecord, extras: dict) -> OracleVerdict:
+    results = []
+    for cond in conditions:
+        m = MEASURES.get(cond.measure)
+        value = m.fn(record, extras, cond.key)
+        ok, bound = _check(value, cond)
+        results.append(ConditionResult(cond.measure, cond.key, value, bound, ok))
+    return OracleVerdict(all(c.holds for c in results), tuple(results))

@@ -1,0 +1,58 @@
+"""Named registries for everything a case file may refer to.
+
+A case file never holds code: it names a dataset, a model, a data transform or
+an input pipeline, and these registries map the name to a Python function
+(after lm-evaluation-harness's task registry). A duplicate registration is a
+programming error; an unknown name is a user error that lists the valid names
+and suggests the closest one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Generic, TypeVar
+
+__all__ = ["Registry", "UnknownName", "suggest"]
+
+T = TypeVar("T")
+
+
+def suggest(name: str, valid: list[str]) -> str:
+    """A 'did you mean' hint, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+class UnknownName(KeyError):
+    def __init__(self, kind: str, name: str, valid: list[str]):
+        self.kind, self.name, self.valid = kind, name, valid
+        super().__init__(f"unknown {kind} '{name}'; {suggest(name, valid)}valid: {', '.join(valid)}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def deco(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} '{name}' is registered twice")
+            self._items[name] = obj
+            return obj
+        return deco
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownName(self.kind, name, self.names()) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items

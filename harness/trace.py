@@ -1,0 +1,168 @@
+"""The training trace: a Keras callback that records one `EpochTrace` per epoch.
+
+Beyond Keras's logs it measures, on a fixed probe batch of training data, the
+per-layer gradient norms and zero-gradient fractions (AUTOTRAINER's inputs),
+dead-ReLU and saturated-activation fractions and activation moments
+(DeepDiagnosis's inputs), and the weight norms and update ratios
+||W_t - W_{t-1}|| / ||W_{t-1}||. The probe costs one forward and one backward
+pass of a small batch per epoch, a bounded share of the epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+
+import numpy as np
+
+__all__ = ["TraceCallback", "PROBE_SIZE"]
+
+PROBE_SIZE = 64
+# DeepDiagnosis calls a sigmoid/tanh unit saturated when its input |x| >= 5. The
+# activations are monotone, so that is the same as these bounds on the output.
+TANH_5 = float(np.tanh(5.0))
+SIGMOID_5 = float(1 / (1 + np.exp(-5.0)))
+SIGMOID_M5 = float(1 / (1 + np.exp(5.0)))
+
+
+def _f(v) -> float:
+    return float(v) if v is not None else math.nan
+
+
+def _make_callback_base():
+    import keras
+    return keras.callbacks.Callback
+
+
+class TraceCallback(_make_callback_base()):  # type: ignore[misc]
+    def __init__(self, x_probe, y_probe, shapes_seen: list | None, array_shapes: list | None):
+        super().__init__()
+        self.x_probe, self.y_probe = x_probe, y_probe
+        self.shapes_seen, self.array_shapes = shapes_seen, array_shapes
+        self.epochs: list[dict] = []
+        self._prev: dict[str, np.ndarray] = {}
+        self._probe_model = None
+        self._tracked = []
+
+    # -- helpers
+    def _weighted_layers(self):
+        return [l for l in self.model.layers if l.weights]
+
+    def _kernels(self) -> dict[str, np.ndarray]:
+        """The first weight (kernel) of each weighted layer; AUTOTRAINER compares kernels."""
+        return {l.name: np.asarray(l.weights[0].numpy()) for l in self._weighted_layers()}
+
+    def _activation_layers(self):
+        """Every layer with an output worth profiling, with its activation's name."""
+        out = []
+        for l in self.model.layers:
+            act = getattr(getattr(l, "activation", None), "__name__", "")
+            if l.weights or act:
+                out.append((l, act))
+        return out
+
+    def on_train_begin(self, logs=None):
+        import keras
+        self._tracked = self._activation_layers()
+        if self._tracked:
+            self._probe_model = keras.Model(self.model.inputs, [l.output for l, _ in self._tracked])
+        self._prev = self._kernels()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+        self._steps = 0
+        self._shape_mark = len(self.shapes_seen) if self.shapes_seen is not None else 0
+        self.epochs.append({"epoch": epoch, "completed": False, "steps": 0,
+                            "expected_steps": int(self.params.get("steps") or 0)})
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        self.epochs[-1]["steps"] = self._steps
+
+    def on_epoch_end(self, epoch, logs=None):
+        e = self.epochs[-1]
+        e["seconds"] = time.perf_counter() - self._t0
+        e["logs"] = {k: _f(v) for k, v in (logs or {}).items()}
+        e["batch_shapes"] = self._batch_shapes()
+        e.update(self._probe())
+        e["completed"] = True
+        e["seconds"] = time.perf_counter() - self._t0
+
+    def finish_interrupted(self):
+        """Close an epoch cut short by an exception, keeping the steps it ran."""
+        if self.epochs and not self.epochs[-1]["completed"]:
+            e = self.epochs[-1]
+            e["seconds"] = time.perf_counter() - self._t0
+            e["batch_shapes"] = self._batch_shapes()
+            e.setdefault("logs", {})
+
+    def _batch_shapes(self):
+        if self.shapes_seen is not None:
+            seen = [tuple(s) for s in self.shapes_seen[self._shape_mark:]]
+        else:
+            seen = [tuple(s) for s in (self.array_shapes or [])][: self._steps]
+        return [[list(s), c] for s, c in Counter(seen).items()]
+
+    def _probe(self) -> dict:
+        import tensorflow as tf
+
+        kernels = self._kernels()
+        out = {k: {} for k in ("weight_norms", "weight_var", "update_ratios", "grad_norms", "grad_mean_abs",
+                               "grad_zero_fraction", "dead_relu_fraction", "relu_zero_fraction",
+                               "saturated_fraction", "activation_mean", "activation_std",
+                               "activation_min", "activation_max")}
+        nonfinite = False
+        for name, w in kernels.items():
+            norm = float(np.linalg.norm(w))
+            prev = self._prev.get(name)
+            out["weight_norms"][name] = norm
+            out["weight_var"][name] = float(np.var(w))
+            pn = float(np.linalg.norm(prev)) if prev is not None else math.nan
+            out["update_ratios"][name] = float(np.linalg.norm(w - prev)) / pn if pn and math.isfinite(pn) else math.nan
+            nonfinite |= not math.isfinite(norm)
+        self._prev = kernels
+
+        layers = self._weighted_layers()
+        variables = list(self.model.trainable_variables)
+        kernel_ids = {id(l.weights[0]): l.name for l in layers}
+        with tf.GradientTape() as tape:
+            y_pred = self.model(self.x_probe, training=False)
+            loss = self.model.compute_loss(x=self.x_probe, y=self.y_probe, y_pred=y_pred, training=False)
+        grads = tape.gradient(loss, variables) if variables else []
+        zeros = total = 0
+        for v, g in zip(variables, grads):
+            g = np.zeros(v.shape) if g is None else np.asarray(g)
+            zeros, total = zeros + int(np.sum(g == 0)), total + g.size
+            nonfinite |= not np.all(np.isfinite(g))
+            name = kernel_ids.get(id(v))
+            if name is not None:
+                out["grad_norms"][name] = float(np.linalg.norm(g))
+                out["grad_mean_abs"][name] = float(np.mean(np.abs(g)))
+                out["grad_zero_fraction"][name] = float(np.mean(g == 0))
+        for l in layers:  # frozen layers have no gradient: record it as zero
+            out["grad_norms"].setdefault(l.name, 0.0)
+            out["grad_mean_abs"].setdefault(l.name, 0.0)
+            out["grad_zero_fraction"].setdefault(l.name, 1.0)
+        out["grad_norms"] = {l.name: out["grad_norms"][l.name] for l in layers}
+        out["grad_zero_fraction_all"] = zeros / total if total else math.nan
+
+        if self._probe_model is not None:
+            acts = self._probe_model([self.x_probe], training=False)
+            acts = acts if isinstance(acts, (list, tuple)) else [acts]
+            for (l, kind), a in zip(self._tracked, acts):
+                a = np.asarray(a).reshape(len(self.x_probe), -1)
+                if kind == "relu":
+                    out["dead_relu_fraction"][l.name] = float(np.mean(np.all(a <= 0, axis=0)))
+                    out["relu_zero_fraction"][l.name] = float(np.mean(a <= 0))
+                elif kind == "tanh":
+                    out["saturated_fraction"][l.name] = float(np.mean(np.abs(a) >= TANH_5))
+                elif kind == "sigmoid":
+                    out["saturated_fraction"][l.name] = float(np.mean((a <= SIGMOID_M5) | (a >= SIGMOID_5)))
+                with np.errstate(all="ignore"):
+                    out["activation_mean"][l.name] = float(np.mean(a))
+                    out["activation_std"][l.name] = float(np.std(a))
+                    out["activation_min"][l.name] = float(np.min(a))
+                    out["activation_max"][l.name] = float(np.max(a))
+        out["nonfinite"] = bool(nonfinite or not math.isfinite(float(loss)))
+        return out

@@ -1,0 +1,196 @@
+"""One training run, inside a worker process: task + seed in, record + oracle extras out.
+
+This is the only module that trains. It seeds everything (Python, NumPy and
+the backend through `keras.utils.set_random_seed`, plus TensorFlow op
+determinism), clears the Keras session so a pooled worker gives the same
+record as a fresh one, builds data, model and pipeline from the registries,
+trains with the trace callback, and evaluates on the clean test split for the
+oracle only.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+import traceback
+from importlib import metadata
+
+import numpy as np
+
+from .case import Task
+from .datasets import load_dataset
+from .models import MODELS, build_model, output_spec
+from .pipelines import make_fit_input
+from .profile import profile_data
+from .record import SCHEMA_VERSION
+from .transforms import apply_transforms
+
+__all__ = ["run_task", "environment", "setup_worker"]
+
+_ENV: dict | None = None
+
+
+def _version(*dists: str) -> str:
+    for d in dists:
+        try:
+            return metadata.version(d)
+        except metadata.PackageNotFoundError:
+            continue
+    return ""
+
+
+def setup_worker(backend: str, device: str, threads: int) -> None:
+    """Process-wide settings that must precede the first TensorFlow op."""
+    import os
+
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    tf.get_logger().setLevel("ERROR")
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not gpus:
+        raise RuntimeError("--device gpu was requested but TensorFlow sees no GPU")
+    import keras  # noqa: F401
+    keras.utils.disable_interactive_logging()
+
+
+def environment(backend: str, device: str) -> dict:
+    global _ENV
+    if _ENV is None:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        name = platform.processor() or platform.machine()
+        if device == "gpu" and gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            name = details.get("device_name", gpus[0].name)
+        _ENV = {"python": platform.python_version(), "tensorflow": tf.__version__,
+                "keras": _version("keras"), "numpy": np.__version__, "sklearn": _version("scikit-learn"),
+                "backend": backend, "device": device, "device_name": name,
+                "platform": platform.platform()}
+    return _ENV
+
+
+def _layers(model) -> list[dict]:
+    out = []
+    for l in model.layers:
+        cfg = l.get_config()
+        init = cfg.get("kernel_initializer")
+        out.append({"name": l.name, "kind": type(l).__name__, "activation": str(cfg.get("activation", "")),
+                    "units": int(cfg.get("units") or cfg.get("filters") or 0), "params": int(l.count_params()),
+                    "trainable": bool(l.trainable),
+                    "kernel_initializer": (init.get("class_name", "") if isinstance(init, dict) else str(init or ""))})
+    return out
+
+
+def _optimizer(c):
+    import keras
+
+    kw = {"learning_rate": c.learning_rate}
+    if c.clipnorm:
+        kw["clipnorm"] = c.clipnorm
+    if c.optimizer == "sgd":
+        kw["momentum"] = c.momentum
+    return keras.optimizers.get({"class_name": c.optimizer, "config": kw})
+
+
+def _class_weight(y: np.ndarray) -> dict:
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = y.argmax(-1) if y.ndim > 1 else y
+    classes = np.unique(labels)
+    return dict(zip(classes.tolist(), compute_class_weight("balanced", classes=classes, y=labels).tolist()))
+
+
+def _evaluate(model, x, y) -> dict:
+    try:
+        vals = model.evaluate(x, y, verbose=0, return_dict=True, batch_size=256)
+        return {k: float(v) for k, v in vals.items()}
+    except Exception as e:  # a model that cannot even evaluate has no test score
+        return {"error": f"{type(e).__name__}: {e}"[:300]}
+
+
+def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str) -> dict:
+    """Train one run; never raises for a failure of the run itself (that is the outcome)."""
+    import keras
+    import tensorflow as tf
+
+    from .trace import PROBE_SIZE, TraceCallback
+
+    task = Task.model_validate(task_dict)
+    keras.backend.clear_session(free_memory=True)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    t0 = time.perf_counter()
+
+    data = load_dataset(task.dataset.name, task.dataset.params, seed)
+    data = apply_transforms(data, [(t.name, t.params) for t in task.transforms], seed)
+    model = build_model(task.model.name, task.model.params, data.x_train.shape[1:], data.task, data.n_classes)
+    c, f = task.compile, task.fit
+    model.compile(optimizer=_optimizer(c), loss=c.loss, metrics=list(c.metrics))
+    units, act = output_spec(MODELS.get(task.model.name).params(**task.model.params), data.task, data.n_classes)
+
+    fit_in = make_fit_input(task.pipeline.name, task.pipeline.params, data.x_train, data.y_train,
+                            f.batch_size, seed)
+    array_shapes = None
+    if fit_in.shapes_seen is None:
+        n, bs = len(data.x_train), f.batch_size
+        array_shapes = [[bs, *data.x_train.shape[1:]]] * (n // bs) + ([[n % bs, *data.x_train.shape[1:]]] if n % bs else [])
+    probe = TraceCallback(data.x_train[:PROBE_SIZE], data.y_train[:PROBE_SIZE], fit_in.shapes_seen, array_shapes)
+    callbacks = [probe, keras.callbacks.TerminateOnNaN()]
+    if f.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(**f.early_stopping.model_dump()))
+    kwargs = dict(fit_in.fit_kwargs, epochs=f.epochs, verbose=0, callbacks=callbacks,
+                  validation_data=(data.x_val, data.y_val))
+    if fit_in.y is not None:
+        kwargs["shuffle"] = f.shuffle
+    if f.class_weight == "balanced":
+        kwargs["class_weight"] = _class_weight(data.y_train)
+
+    status, exc_type, message = "completed", "", ""
+    try:
+        model.fit(fit_in.x, fit_in.y, **kwargs)
+    except Exception as e:  # the broken run is allowed, even expected, to raise
+        probe.finish_interrupted()
+        status, exc_type = "crashed", type(e).__name__
+        message = _short_message(e)
+    done = [e for e in probe.epochs if e["completed"]]
+    if status == "completed":
+        losses = [e["logs"].get("loss", math.nan) for e in done]
+        if any(not math.isfinite(x) for x in losses) or getattr(model, "stop_training", False) and len(done) < f.epochs:
+            status = "nan" if any(not math.isfinite(x) for x in losses) else "stopped_early"
+        elif len(done) < f.epochs:
+            status = "stopped_early"
+
+    wall = time.perf_counter() - t0
+    record = {
+        "key": key, "schema_version": SCHEMA_VERSION, "seed": seed,
+        "data": profile_data(data.x_train, data.y_train, data.x_val, data.y_val),
+        "model": {"layers": _layers(model), "total_params": int(model.count_params()),
+                  "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+                  "optimizer": c.optimizer, "learning_rate": c.learning_rate, "loss": c.loss,
+                  "metrics": list(c.metrics), "batch_size": f.batch_size, "epochs": f.epochs,
+                  "output_units": units, "output_activation": act},
+        "trace": probe.epochs,
+        "outcome": {"status": status, "exception_type": exc_type, "message": message,
+                    "epochs_run": len(done), "wall_seconds": wall},
+        "environment": environment(keras.backend.backend(), device),
+    }
+    extras = {"test": _evaluate(model, data.x_test, data.y_test)}
+    return {"record": record, "extras": extras}
+
+
+def _short_message(e: BaseException) -> str:
+    """The first informative lines of an exception; TF graph errors bury the cause."""
+    text = str(e)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        if any(w in ln for w in ("Error:", "yielded", "expected", "Incompatible", "incompatible")):
+            return ln[:500]
+    return (lines[0] if lines else traceback.format_exception_only(type(e), e)[-1].strip())[:500]

@@ -1,0 +1,61 @@
+"""The functions pooled workers run (see executor.HANDLERS): set up once, then serve jobs."""
+
+from __future__ import annotations
+
+import os
+import time
+
+__all__ = ["init_train", "train", "init_detect", "detect", "init_selftest", "selftest"]
+
+
+def init_train(backend: str, device: str, threads: int):
+    from .train import setup_worker
+
+    setup_worker(backend, device, threads)
+    return {"backend": backend, "device": device}
+
+
+def train(state: dict, payload: dict) -> dict:
+    from .train import run_task
+
+    return run_task(payload["task"], payload["seed"], payload["key"], state["backend"], state["device"])
+
+
+def init_detect(spec: str):
+    from detectors.loading import load_detector
+
+    return load_detector(spec)
+
+
+def detect(detector, payload: dict) -> dict:
+    from detectors.runner import diagnose_replay
+
+    return diagnose_replay(detector, payload["record"], payload.get("replay", True))
+
+
+def init_selftest():
+    return {}
+
+
+def selftest(state: dict, payload: dict):
+    """Misbehaviours on demand, to prove the pool survives them (used by the reliability tests)."""
+    mode = payload["mode"]
+    if mode == "ok":
+        return {"pid": os.getpid(), "echo": payload.get("echo")}
+    if mode == "raise":
+        raise ValueError("deliberate failure")
+    if mode == "exit":
+        os._exit(3)
+    if mode == "segfault":
+        import ctypes
+        ctypes.string_at(0)
+    if mode == "sigkill":
+        os.kill(os.getpid(), 9)
+    if mode == "hang":
+        time.sleep(3600)
+    if mode == "memory":
+        blocks = []
+        while True:
+            blocks.append(b"x" * (50 * 2**20))
+            time.sleep(0.01)
+    raise ValueError(f"unknown selftest mode {mode}")
