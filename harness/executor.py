@@ -51,6 +51,11 @@ class JobResult:
 
 def _worker_main(conn, handler: str, init_args: tuple) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not os.environ.get("TRAINWRECK_WORKER_OUTPUT"):
+        # Broken runs are noisy (NaN warnings, TF logs); the record holds what matters.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
     module, init_name, fn_name = HANDLERS[handler]
     mod = importlib.import_module(module)
     try:

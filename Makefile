@@ -1,0 +1,50 @@
+# trainwreck: `make bench` and `make test` are all a fresh machine needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+ARGS   ?=
+
+.PHONY: help setup bench test test-fast validate schema perf clean distclean setup-gpu
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install trainwreck with its test extras
+
+bench: $(STAMP)  ## run the corpus, score every detector, write results/ (resumes from the cache)
+	$(BIN)/trainwreck bench --progress --jobs $(JOBS) $(ARGS)
+
+test: $(STAMP)  ## the whole suite, corpus oracles included (what CI runs)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: $(STAMP)  ## the quick loop: everything not marked slow
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+validate: $(STAMP)  ## validate every case file
+	$(BIN)/trainwreck validate
+
+schema: $(STAMP)  ## regenerate cases/schema.json and docs from the definitions
+	$(BIN)/trainwreck schema
+
+perf: $(STAMP)  ## print harness overhead, parallel speed-up, rescoring time, worker memory
+	$(BIN)/python benchmarks/perf.py
+
+setup-gpu: $(STAMP)  ## swap the CPU build of TensorFlow for the CUDA one (needs an NVIDIA GPU)
+	$(BIN)/python -m pip uninstall -y tensorflow-cpu
+	$(BIN)/python -m pip install "tensorflow[and-cuda]>=2.16,<2.22"
+
+clean:  ## remove generated results (keeps the committed reference tables' sources)
+	rm -rf results/runs results/plots .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean  ## also remove the virtual environment
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,364 @@
+"""The `trainwreck` command line.
+
+Exit codes: 0 success; 1 the work ran but something failed (an oracle did
+not hold, a run crashed unexpectedly, a detector errored when --strict);
+2 bad input (a malformed case file, an unknown name, a bad option);
+130 interrupted by Ctrl-C (everything finished so far is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from . import taxonomy
+from .case import CASES_DIR, CaseErrors, load_case, load_corpus
+from .registry import UnknownName
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class UsageError(Exception):
+    pass
+
+
+def _results_dir(args) -> Path:
+    return Path(args.results or os.environ.get("TRAINWRECK_RESULTS") or ROOT / "results")
+
+
+def _load(args):
+    cases = load_corpus(Path(args.cases))
+    if getattr(args, "case", None):
+        known = {c.id for c in cases}
+        for cid in args.case:
+            if cid not in known:
+                raise UnknownName("case", cid, sorted(known))
+        cases = [c for c in cases if c.id in args.case]
+    if getattr(args, "family", None):
+        cases = [c for c in cases if c.family in args.family]
+    if not cases:
+        raise UsageError("no case matches the filters")
+    return cases
+
+
+def _seeds(args) -> list[int] | None:
+    if not getattr(args, "seeds", None):
+        return None
+    try:
+        return [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise UsageError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
+
+
+def _progress_enabled(args) -> bool:
+    if getattr(args, "quiet", False):
+        return False
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
+
+
+def _run(args, cases, log):
+    from .run import Progress, execute, plan, resolve_device
+    from .store import RunStore
+
+    device = resolve_device(args.device)
+    specs = plan(cases, seeds=_seeds(args), backend=args.backend, device=device)
+    store = RunStore(_results_dir(args) / "runs")
+    leftovers = store.clean_temp()
+    if leftovers:
+        log(f"removed {leftovers} partial file(s) left by an interrupted run")
+    t0 = time.monotonic()
+    progress = Progress(len(specs), _progress_enabled(args))
+    results = execute(specs, store, jobs=args.jobs, timeout=args.timeout, memory_limit_mb=args.memory_limit,
+                      backend=args.backend, device=device, progress=progress, log=log)
+    trained = sum(1 for r in results if r.source != "cached")
+    log(f"{len(results)} runs: {len(results) - trained} reused from the cache, {trained} trained "
+        f"({time.monotonic() - t0:.1f}s)")
+    return results
+
+
+def oracle_figures(results) -> list[list]:
+    """Per case and variant, each oracle measure's value on every seed."""
+    from collections import defaultdict
+
+    groups = defaultdict(list)
+    for r in results:
+        groups[(r.spec.case.id, r.spec.variant)].append(r)
+    rows = []
+    for (cid, variant), rs in groups.items():
+        for i, cond in enumerate(rs[0].verdict.conditions):
+            vals = [r.verdict.conditions[i].value for r in rs]
+            shown = " ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in vals)
+            rows.append([cid, variant, f"{cond.measure}({cond.key})" if cond.key else cond.measure,
+                         cond.bound, shown, f"{sum(r.verdict.conditions[i].holds for r in rs)}/{len(rs)}"])
+    return rows
+
+
+def _oracle_summary(results, log) -> int:
+    bad = [r for r in results if not r.verdict.holds]
+    for r in bad:
+        log(f"ORACLE FAILS {r.spec.label}: outcome {r.record.outcome.status}; {r.verdict.summary()}"
+            + (f" ({r.message.splitlines()[0]})" if r.message else ""))
+    log(f"oracles: {len(results) - len(bad)}/{len(results)} hold")
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+# ------------------------------------------------------------------ commands
+
+def cmd_validate(args) -> int:
+    if args.files:
+        errors = []
+        for f in args.files:
+            try:
+                load_case(f)
+            except CaseErrors as e:
+                errors += e.errors
+        if errors:
+            raise CaseErrors(errors)
+        print(f"{len(args.files)} case file(s) valid")
+        return EXIT_OK
+    cases = load_corpus(Path(args.cases))
+    print(f"{len(cases)} cases valid")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from tabulate import tabulate
+
+    results = _run(args, _load(args), print)
+    if not args.quiet:
+        print(tabulate(oracle_figures(results), headers=["case", "variant", "measure", "bound",
+                                                          "value per seed", "holds"], tablefmt="simple"))
+    return _oracle_summary(results, print)
+
+
+def _score(args, results, log):
+    from detectors.loading import select
+
+    from .score import score_runs
+
+    detectors = select(args.detector or None, args.detector_spec or [])
+    t0 = time.monotonic()
+    rows = score_runs(results, detectors, jobs=args.jobs, log=log if not args.quiet else (lambda *_: None))
+    log(f"scored {len(detectors)} detector(s) x {len(results)} runs in {time.monotonic() - t0:.2f}s")
+    return detectors, rows
+
+
+def _cached_results(args, cases):
+    """Results from the cache only; missing runs are an error (score never trains)."""
+    from .run import execute, plan, resolve_device
+    from .store import RunStore
+
+    specs = plan(cases, seeds=_seeds(args), backend=args.backend, device=resolve_device(args.device))
+    store = RunStore(_results_dir(args) / "runs")
+    missing = [s for s in specs if not store.path(s.key).exists()]
+    if missing:
+        raise UsageError(f"{len(missing)} of {len(specs)} runs are not cached (e.g. {missing[0].label}); "
+                         f"run `trainwreck run` first")
+    return execute(specs, store, jobs=1, log=print)
+
+
+def _command_line(args) -> str:
+    return "trainwreck " + " ".join(shlex.quote(a) for a in args.argv)
+
+
+def _write_report(args, results, detectors, rows, log) -> None:
+    from .plots import write_plots
+    from .report import build_tables, fingerprint_for, write_tables
+
+    fp = fingerprint_for(results, detectors, _command_line(args))
+    out = _results_dir(args)
+    written = write_tables(build_tables(rows, results), fp, out, rows)
+    plots = write_plots(results, out / "plots") if not args.no_plots else []
+    log(f"wrote {len(written)} table files and {len(plots)} plots under {out}")
+    md = out / "leaderboard.md"
+    if md.exists() and not args.quiet:
+        print(md.read_text())
+
+
+def cmd_score(args) -> int:
+    t0 = time.monotonic()
+    results = _cached_results(args, _load(args))
+    detectors, rows = _score(args, results, print)
+    _write_report(args, results, detectors, rows, print)
+    print(f"rescored from cache in {time.monotonic() - t0:.2f}s")
+    return _exit_for(args, results, rows)
+
+
+def cmd_bench(args) -> int:
+    cases = _load(args)
+    print(f"{len(cases)} cases valid")
+    t0 = time.monotonic()
+    results = _run(args, cases, print)
+    detectors, rows = _score(args, results, print)
+    _write_report(args, results, detectors, rows, print)
+    print(f"bench finished in {time.monotonic() - t0:.1f}s")
+    return _exit_for(args, results, rows)
+
+
+def _exit_for(args, results, rows) -> int:
+    code = _oracle_summary(results, print)
+    errors = [r for r in rows if r.error]
+    if errors:
+        print(f"{len(errors)} detector error row(s), e.g. {errors[0].detector} on {errors[0].case_id}: {errors[0].error}")
+        if args.strict:
+            code = EXIT_FAILED
+    return code
+
+
+def cmd_detectors(args) -> int:
+    from tabulate import tabulate
+
+    from detectors.loading import available
+
+    avail = available(args.detector_spec or [])
+    print(tabulate([(d.name, d.version, d.origin, d.spec) for d in avail.values()],
+                   headers=["name", "version", "origin", "class"], tablefmt="simple"))
+    return EXIT_OK
+
+
+def cmd_ls(args) -> int:
+    from tabulate import tabulate
+
+    from .datasets import DATASETS
+    from .models import MODELS
+    from .oracle import MEASURES
+    from .pipelines import PIPELINES
+    from .transforms import TRANSFORMS
+
+    if args.what == "cases":
+        cases = load_corpus(Path(args.cases))
+        print(tabulate([(c.family, c.id, c.cause, ",".join(c.symptoms), len(c.seeds)) for c in cases],
+                       headers=["family", "id", "cause", "symptoms", "seeds"], tablefmt="simple"))
+        return EXIT_OK
+    if args.what == "causes":
+        print(taxonomy.markdown_table())
+        return EXIT_OK
+    reg = {"datasets": DATASETS, "models": MODELS, "transforms": TRANSFORMS, "pipelines": PIPELINES,
+           "measures": MEASURES}[args.what]
+    print(tabulate([(n, reg.get(n).doc) for n in reg.names()], headers=["name", "what it is"], tablefmt="simple"))
+    return EXIT_OK
+
+
+def cmd_schema(args) -> int:
+    import json
+
+    from .case import case_schema
+
+    text = json.dumps(case_schema(), indent=2) + "\n"
+    target = Path(args.cases) / "schema.json"
+    if args.check:
+        if not target.exists() or target.read_text() != text:
+            print(f"{target} is out of date; run `trainwreck schema`", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"{target} is up to date")
+        return EXIT_OK
+    target.write_text(text)
+    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "docs" / "taxonomy.md").write_text(taxonomy.markdown_table())
+    print(f"wrote {target} and docs/taxonomy.md")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ parser
+
+def _common(p: argparse.ArgumentParser, *, running: bool = False, scoring: bool = False) -> None:
+    p.add_argument("--cases", default=str(CASES_DIR), help="case directory (default: %(default)s)")
+    p.add_argument("--results", default=None, help="results directory (default: ./results or $TRAINWRECK_RESULTS)")
+    p.add_argument("--case", action="append", help="only this case id (repeatable)")
+    p.add_argument("--family", action="append", help="only cases of this family (repeatable)")
+    p.add_argument("--seeds", help="only these seeds, e.g. 0,1")
+    p.add_argument("--backend", default="tensorflow", choices=["tensorflow"], help="Keras backend")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
+                   help="auto uses a GPU when one is present (default: auto)")
+    from .run import default_jobs
+    p.add_argument("--jobs", "-j", type=int, default=default_jobs(), help="worker processes (default: cores)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no per-run lines")
+    p.add_argument("--progress", action="store_true", help="per-run lines with ETA even when not on a terminal")
+    if running:
+        p.add_argument("--timeout", type=float, default=300.0, help="seconds per run before it is killed")
+        p.add_argument("--memory-limit", type=int, default=6144, help="MiB per worker before the run is killed")
+    if scoring:
+        p.add_argument("--detector", "-d", action="append", help="only this detector (repeatable)")
+        p.add_argument("--detector-spec", action="append", metavar="MODULE:CLASS",
+                       help="also score this detector class (repeatable)")
+        p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+        p.add_argument("--strict", action="store_true", help="exit 1 when a detector errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainwreck", description=(
+        "A benchmark of broken Keras training runs, each paired with its fix, for scoring "
+        "training-failure detectors."), epilog="exit codes: 0 ok, 1 failures, 2 bad input, 130 interrupted")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check case files against the schema and registries")
+    p.add_argument("files", nargs="*", help="case files (default: the whole corpus)")
+    p.add_argument("--cases", default=str(CASES_DIR), help="case directory (default: %(default)s)")
+    p.set_defaults(fn=cmd_validate)
+
+    p = sub.add_parser("run", help="train every run the cache lacks and check the oracles")
+    _common(p, running=True)
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("score", help="score detectors on cached runs (never trains) and write the tables")
+    _common(p, scoring=True)
+    p.set_defaults(fn=cmd_score)
+
+    p = sub.add_parser("report", help="the same as score: rescore from the cache and write every table")
+    _common(p, scoring=True)
+    p.set_defaults(fn=cmd_score)
+
+    p = sub.add_parser("bench", help="validate, run, score and write the tables")
+    _common(p, running=True, scoring=True)
+    p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("detectors", help="list installed detectors (built-in and plugins)")
+    p.add_argument("--detector-spec", action="append", metavar="MODULE:CLASS", help="also list this class")
+    p.set_defaults(fn=cmd_detectors)
+
+    p = sub.add_parser("ls", help="list cases or registered names")
+    p.add_argument("what", choices=["cases", "datasets", "models", "transforms", "pipelines", "measures", "causes"])
+    p.add_argument("--cases", default=str(CASES_DIR), help="case directory (default: %(default)s)")
+    p.set_defaults(fn=cmd_ls)
+
+    p = sub.add_parser("schema", help="write cases/schema.json and docs/taxonomy.md from the definitions")
+    p.add_argument("--check", action="store_true", help="only check that the committed schema is current")
+    p.add_argument("--cases", default=str(CASES_DIR), help="case directory (default: %(default)s)")
+    p.set_defaults(fn=cmd_schema)
+
+    from .contribute import add_commands
+    add_commands(sub, _common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = argv
+    try:
+        return args.fn(args)
+    except CaseErrors as e:
+        for err in e.errors:
+            print(err, file=sys.stderr)
+        return EXIT_USAGE
+    except (UnknownName, UsageError) as e:
+        print(f"trainwreck: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are kept in the cache; run the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

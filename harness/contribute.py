@@ -1,0 +1,92 @@
+"""Commands for contributors: `new-case` writes a template, `check-case` proves a case."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from .case import CASES_DIR, load_case
+
+__all__ = ["add_commands", "TEMPLATE"]
+
+TEMPLATE = """\
+# A trainwreck case: one broken training run and its minimal fix.
+# Check it with:  trainwreck check-case {path}
+# Schema for editors: cases/schema.json. Names: `trainwreck ls datasets|models|transforms|pipelines|measures|causes`.
+id: {id}                       # must equal the file name
+title: One line a user sees in the tables
+description: >
+  What goes wrong, in the words of someone who hit it: what they did, what they saw.
+provenance: >
+  Where this failure comes from: the public bug report, Q&A thread or paper taxonomy it
+  reproduces (give a URL or citation), or "seed scenario" with a sentence of why it matters.
+cause: lr_too_high             # one term of harness/taxonomy.py; `healthy` for a false-alarm trap
+symptoms: [divergence]         # what the broken run shows (taxonomy symptoms)
+seeds: [0, 1, 2]               # at least 3; every oracle must hold on each
+
+base:                          # the shared task; broken and fixed override parts of it
+  dataset: {{name: tabular_classification, params: {{n_samples: 1500, n_features: 20}}}}
+  transforms: [{{name: standard_scaler}}]
+  model: {{name: mlp, params: {{hidden: [32, 32]}}}}
+  compile: {{optimizer: sgd, learning_rate: 0.01, loss: binary_crossentropy}}
+  fit: {{epochs: 15, batch_size: 32}}
+
+broken:                        # the fault: merged into base (mappings merge, lists replace)
+  compile: {{learning_rate: 5.0}}
+
+fixed:                         # the minimal fix
+  compile: {{learning_rate: 0.01}}
+
+oracle:                        # measured proof; `trainwreck ls measures` lists the measures
+  broken:
+    - {{measure: loss_ratio, min: 1.5}}
+  fixed:
+    - {{measure: best, key: val_accuracy, min: 0.8}}
+"""
+
+
+def cmd_new_case(args) -> int:
+    m = re.fullmatch(r"([a-z0-9_]+)/([a-z0-9][a-z0-9_-]{1,63})", args.name)
+    if not m:
+        print(f"trainwreck: error: expected <family>/<name> in lower case, e.g. optimization/lr-too-high, "
+              f"got {args.name!r}", file=sys.stderr)
+        return 2
+    path = Path(args.cases) / m.group(1) / f"{m.group(2)}.yaml"
+    if path.exists() and not args.force:
+        print(f"trainwreck: error: {path} exists (use --force to overwrite)", file=sys.stderr)
+        return 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(TEMPLATE.format(id=m.group(2), path=path))
+    print(f"wrote {path}; edit it, then run: trainwreck check-case {path}")
+    return 0
+
+
+def cmd_check_case(args) -> int:
+    from .cli import _oracle_summary, _run
+
+    case = load_case(args.file)
+    print(f"{args.file}: valid ({case.cause}; {len(case.seeds)} seeds)")
+    args.case, args.family = None, None
+    results = _run(args, [case], print)
+    for r in results:
+        print(f"  {r.spec.variant:<6} seed {r.spec.seed}: outcome {r.record.outcome.status:<13} "
+              f"oracle {'holds' if r.verdict.holds else 'FAILS'}: {r.verdict.summary()}")
+    return _oracle_summary(results, print)
+
+
+def add_commands(sub, common) -> None:
+    p = sub.add_parser("new-case", help="write a commented case template to cases/<family>/<name>.yaml")
+    p.add_argument("name", help="<family>/<name>, e.g. optimization/lr-too-high")
+    p.add_argument("--cases", default=str(CASES_DIR), help="case directory (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(fn=cmd_new_case)
+
+    p = sub.add_parser("check-case", help="validate one case file, train both variants on its seeds, show the oracles")
+    p.add_argument("file", help="the case file")
+    common(p, running=True)
+    p.set_defaults(fn=cmd_check_case)
+
+    from .reproduce import add_command
+    add_command(sub, common)
+

@@ -1,0 +1,53 @@
+"""Shared fixtures. The whole corpus is trained once per session (or reused from the
+run cache, whose keys cover everything that changes a result) and shared by every
+corpus-parametrized test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "cases"
+sys.path.insert(0, str(ROOT))
+
+from harness.case import case_files, load_corpus  # noqa: E402
+
+
+def pytest_report_header(config):
+    return [f"trainwreck corpus: {len(case_files(CASES))} case files"]
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    return load_corpus(CASES)
+
+
+@pytest.fixture(scope="session")
+def results_dir() -> Path:
+    """The run cache shared by the corpus tests: $TRAINWRECK_TEST_RESULTS or the project's results/."""
+    return Path(os.environ.get("TRAINWRECK_TEST_RESULTS") or ROOT / "results")
+
+
+@pytest.fixture(scope="session")
+def corpus_results(corpus, results_dir):
+    """Every run of the corpus (case x variant x seed), trained once in real worker processes."""
+    from harness.run import Progress, default_jobs, execute, plan
+    from harness.store import RunStore
+
+    specs = plan(corpus, device="cpu")
+    results = execute(specs, RunStore(results_dir / "runs"), jobs=default_jobs(), timeout=600,
+                      progress=Progress(len(specs), True), log=lambda *a: None)
+    return {(r.spec.case.id, r.spec.variant, r.spec.seed): r for r in results}
+
+
+def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 900,
+            input: str | None = None) -> subprocess.CompletedProcess:
+    """The real `trainwreck` command in a subprocess."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, input=input)

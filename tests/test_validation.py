@@ -1,0 +1,119 @@
+"""Malformed case files get one line naming file, field and expectation, and exit 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.case import CaseErrors, case_schema, load_case, load_corpus
+
+from .conftest import CASES, run_cli
+
+GOOD = CASES / "optimization" / "lr-divergence.yaml"
+
+
+def _variant(tmp_path: Path, mutate, name: str = "lr-divergence", family: str = "optimization") -> Path:
+    doc = yaml.safe_load(GOOD.read_text())
+    mutate(doc)
+    d = tmp_path / "cases" / family
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return p
+
+
+def _one_error(path: Path) -> str:
+    r = run_cli("validate", str(path))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines, "expected an error line"
+    return lines[0]
+
+
+def test_corpus_validates():
+    r = run_cli("validate")
+    assert r.returncode == 0, r.stderr
+    assert "cases valid" in r.stdout
+
+
+def test_unknown_key_names_field_and_suggests(tmp_path):
+    p = _variant(tmp_path, lambda d: d["base"]["fit"].update(epochz=3))
+    line = _one_error(p)
+    assert line.startswith(f"{p}: base.fit.epochz: unknown key 'epochz'")
+    assert "did you mean 'epochs'" in line
+
+
+def test_wrong_type_names_field_and_expectation(tmp_path):
+    p = _variant(tmp_path, lambda d: d["base"]["fit"].update(epochs="many"))
+    line = _one_error(p)
+    assert f"{p}: base.fit.epochs:" in line and "integer" in line
+
+
+def test_unknown_dataset_lists_valid_names(tmp_path):
+    p = _variant(tmp_path, lambda d: d["base"]["dataset"].update(name="tabular_regresion"))
+    line = _one_error(p)
+    assert f"{p}: base.dataset.name: unknown dataset 'tabular_regresion'" in line
+    assert "did you mean 'tabular_regression'" in line and "valid: " in line
+
+
+def test_unknown_component_param(tmp_path):
+    p = _variant(tmp_path, lambda d: d["base"]["model"]["params"].update(hiden=[4]))
+    line = _one_error(p)
+    assert "base.model.params.hiden: unknown key 'hiden'" in line and "did you mean 'hidden'" in line
+
+
+def test_error_in_variant_override_is_located(tmp_path):
+    p = _variant(tmp_path, lambda d: d.update(broken={"compile": {"learning_rate": -1}}))
+    line = _one_error(p)
+    assert f"{p}: broken.compile.learning_rate:" in line and "greater than 0" in line
+
+
+def test_unknown_cause_suggests(tmp_path):
+    p = _variant(tmp_path, lambda d: d.update(cause="lr_to_high"))
+    line = _one_error(p)
+    assert "cause: unknown cause 'lr_to_high'; did you mean 'lr_too_high'" in line
+
+
+def test_too_few_seeds(tmp_path):
+    p = _variant(tmp_path, lambda d: d.update(seeds=[0]))
+    assert "seeds:" in _one_error(p)
+
+
+def test_id_must_match_file_name(tmp_path):
+    p = _variant(tmp_path, lambda d: None, name="other-name")
+    assert "id: expected 'other-name'" in _one_error(p)
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 100000), ("batch_size", 10**6)])
+def test_numeric_limits(tmp_path, field, value):
+    p = _variant(tmp_path, lambda d: d["base"]["fit"].update({field: value}))
+    assert f"base.fit.{field}:" in _one_error(p)
+
+
+def test_data_size_limit(tmp_path):
+    p = _variant(tmp_path, lambda d: d["base"]["dataset"]["params"].update(n_samples=10**9))
+    assert "base.dataset.params.n_samples:" in _one_error(p)
+
+
+def test_duplicate_ids_across_files(tmp_path):
+    root = tmp_path / "cases"
+    shutil.copytree(CASES, root, ignore=shutil.ignore_patterns("schema.json"))
+    (root / "data" / "lr-divergence.yaml").write_text(GOOD.read_text())
+    with pytest.raises(CaseErrors) as e:
+        load_corpus(root)
+    assert any("duplicate case id 'lr-divergence'" in str(x) for x in e.value.errors)
+
+
+def test_schema_file_is_current():
+    committed = json.loads((CASES / "schema.json").read_text())
+    assert committed == json.loads(json.dumps(case_schema())), "run `make schema`"
+
+
+def test_load_case_round_trip():
+    case = load_case(GOOD)
+    assert case.cause == "lr_too_high" and case.family == "optimization"
