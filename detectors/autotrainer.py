@@ -122,7 +122,10 @@ class AutoTrainer(OnlineDetector):
         self.last_checked = -1
         self.last_epoch = None
         self.last_seen = None   # the latest completed EpochTrace
-        self.evidence: list[str] = []
+        self.evidence: dict[str, str] = {}   # feature -> why it was set, latest first
+
+    def _why(self, feature: str, text: str) -> None:
+        self.evidence[feature] = text
 
     # -- features -------------------------------------------------------------------------
     def _gradient_issue(self, trace) -> None:
@@ -130,7 +133,7 @@ class AutoTrainer(OnlineDetector):
         norms = list(trace.grad_norms.values())
         if trace.nonfinite or any(_bad(g) for g in norms):
             f["nan_gradient"] = True  # the trace's flag covers gradients and weights; both map to explode
-            self.evidence.append(f"non-finite gradients or weights at epoch {trace.epoch}")
+            self._why("nan_gradient", f"non-finite gradients or weights at epoch {trace.epoch}")
             return
         if not norms:
             return
@@ -141,21 +144,21 @@ class AutoTrainer(OnlineDetector):
             rate = first / last
         if rate < p["beta_1"] and first < p["beta_2"]:
             f["vanish_gradient"] += 1
-            self.evidence.append(f"epoch {trace.epoch}: ||dW_first||/||dW_last|| = {rate:.3g} < {p['beta_1']} "
+            self._why("vanish_gradient", f"epoch {trace.epoch}: ||dW_first||/||dW_last|| = {rate:.3g} < {p['beta_1']} "
                                  f"and ||dW_first|| = {first:.3g} < {p['beta_2']}")
         if rate > p["beta_3"]:
             f["explode_gradient"] += 1
-            self.evidence.append(f"epoch {trace.epoch}: ||dW_first||/||dW_last|| = {rate:.3g} > {p['beta_3']}")
+            self._why("explode_gradient", f"epoch {trace.epoch}: ||dW_first||/||dW_last|| = {rate:.3g} > {p['beta_3']}")
         zero = trace.grad_zero_fraction_all
         if zero is not None and zero >= p["gamma"]:
             f["died_relu"] += 1
-            self.evidence.append(f"epoch {trace.epoch}: {zero:.0%} of gradient entries are exactly 0 "
+            self._why("died_relu", f"epoch {trace.epoch}: {zero:.0%} of gradient entries are exactly 0 "
                                  f"(>= {p['gamma']})")
 
     def _weights_issue(self, trace) -> None:
         if any(_bad(w) for w in trace.weight_norms.values()):
             self.feature["nan_weight"] = True
-            self.evidence.append(f"non-finite weights at epoch {trace.epoch}")
+            self._why("nan_weight", f"non-finite weights at epoch {trace.epoch}")
 
     def _loss_nonfinite(self) -> bool:
         return any(v is not None and not math.isfinite(v) for v in self.hist["loss"] + self.hist["val_loss"])
@@ -164,11 +167,11 @@ class AutoTrainer(OnlineDetector):
         p, f, h = self.params, self.feature, self.hist
         if self._loss_nonfinite():
             f["nan_loss"] = f["nonfinite_loss"] = True
-            self.evidence.append(f"non-finite loss by epoch {epoch}")
+            self._why("nan_loss", f"non-finite loss by epoch {epoch}")
             return
         if h["val_loss"] and h["val_loss"][-1] is not None and h["val_loss"][-1] >= LARGE_LOSS:
             f["nan_loss"] = True
-            self.evidence.append(f"val_loss {h['val_loss'][-1]:.3g} >= {LARGE_LOSS:g} at epoch {epoch}")
+            self._why("nan_loss", f"val_loss {h['val_loss'][-1]:.3g} >= {LARGE_LOSS:g} at epoch {epoch}")
             return
         if len(h["loss"]) < JUDGMENT_POINT * total_epochs:
             return
@@ -178,16 +181,16 @@ class AutoTrainer(OnlineDetector):
             return
         if ol_judge(acc, p["zeta"], p["eta"]) and not f["unstable_loss"]:
             f["unstable_loss"] = True
-            self.evidence.append(f"train accuracy oscillates (peak-valley >= {p['zeta']} in >= {p['eta']:.0%} "
+            self._why("unstable_loss", f"train accuracy oscillates (peak-valley >= {p['zeta']} in >= {p['eta']:.0%} "
                                  f"of {len(acc)} epochs)")
         if (val_acc and max(val_acc) < p["Theta"]) or max(acc) < p["Theta"]:
             if not f["not_converge"]:
-                self.evidence.append(f"max accuracy {max(acc):.3f} / val {max(val_acc) if val_acc else math.nan:.3f}"
+                self._why("not_converge", f"max accuracy {max(acc):.3f} / val {max(val_acc) if val_acc else math.nan:.3f}"
                                      f" below Theta={p['Theta']}")
             f["not_converge"] = True
         if max_delta_acc(acc) < p["delta"] and (not val_acc or max_delta_acc(val_acc) < p["delta"]):
             if not f["sc_accuracy"]:
-                self.evidence.append(f"largest one-epoch accuracy gain {max_delta_acc(acc):.4f} < delta={p['delta']}")
+                self._why("sc_accuracy", f"largest one-epoch accuracy gain {max_delta_acc(acc):.4f} < delta={p['delta']}")
             f["sc_accuracy"] = True
 
     def _determine(self) -> list[str]:
@@ -223,7 +226,10 @@ class AutoTrainer(OnlineDetector):
         cause, symptom = _MAPPING[self.issue]
         if self.issue == "explode" and self.feature["nonfinite_loss"]:
             symptom = "nan_loss"
-        evidence = f"AUTOTRAINER issue '{self.issue}' at check epoch {trace.epoch}: " + "; ".join(self.evidence[-3:])
+        feats = {"explode": ("nan_loss", "nan_weight", "nan_gradient", "explode_gradient"), "relu": ("died_relu",),
+                 "vanish": ("vanish_gradient",), "not_converge": ("sc_accuracy",), "unstable": ("unstable_loss",)}
+        why = [self.evidence[k] for k in feats[self.issue] if k in self.evidence]
+        evidence = f"AUTOTRAINER issue '{self.issue}' at check epoch {trace.epoch}: " + "; ".join(why[:2])
         return [Diagnosis(cause=cause, symptom=symptom, confidence=1.0, epoch=trace.epoch, evidence=evidence)]
 
     def on_epoch_end(self, epoch, trace, record):

@@ -105,6 +105,13 @@ class Oracle(_Strict):
     fixed: list[Condition] = Field(min_length=1, description="what the fixed run must show")
 
 
+class Sweep(_Strict):
+    """A severity sweep: the broken variant re-run with one task parameter set to each value."""
+    path: str = Field(pattern=r"^[a-z_]+(\.[a-z_0-9]+)+$", description="dotted path into the task, e.g. compile.learning_rate")
+    values: list[float | int | str | bool] = Field(min_length=2, max_length=8)
+    seeds: list[int] | None = Field(None, description="seeds for the sweep runs (default: the case's first seed)")
+
+
 class Case(_Strict):
     schema_version: Literal[1] = 1
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$", description="equals the file name without .yaml")
@@ -120,6 +127,7 @@ class Case(_Strict):
     broken: dict[str, Any] = Field(default_factory=dict, description="override of base for the broken run")
     fixed: dict[str, Any] = Field(default_factory=dict, description="override of base for the fixed run")
     oracle: Oracle
+    sweep: Sweep | None = Field(None, description="optional severity sweep over the broken variant")
 
     @field_validator("cause")
     @classmethod

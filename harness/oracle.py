@@ -77,7 +77,8 @@ def first(r, extras, key):
 
 @_measure("test", needs_key=True)
 def test(r, extras, key):
-    """A metric on the clean held-out test split (oracle only; e.g. accuracy, loss)."""
+    """A metric on the clean held-out test split (oracle only): Keras's (accuracy, loss, mae) and, for
+    classification, balanced_accuracy, macro_f1, minority_recall, top_class_share."""
     return float(extras.get("test", {}).get(key, math.nan))
 
 

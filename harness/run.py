@@ -25,7 +25,7 @@ from .store import CorruptRecord, RunStore, digest
 __all__ = ["RunSpec", "RunResult", "plan", "execute", "fingerprint", "resolve_device", "TRACE_VERSION",
            "default_jobs", "Progress"]
 
-TRACE_VERSION = 1  # bump when the worker's record content changes, to invalidate caches
+TRACE_VERSION = 2  # bump when the worker's record content changes, to invalidate caches
 
 
 def _version(*dists: str) -> str:

@@ -108,12 +108,29 @@ def _class_weight(y: np.ndarray) -> dict:
     return dict(zip(classes.tolist(), compute_class_weight("balanced", classes=classes, y=labels).tolist()))
 
 
-def _evaluate(model, x, y) -> dict:
+def _evaluate(model, x, y, task: str) -> dict:
+    """Keras's metrics on the clean split, plus class-balance-aware scores from scikit-learn."""
     try:
         vals = model.evaluate(x, y, verbose=0, return_dict=True, batch_size=256)
-        return {k: float(v) for k, v in vals.items()}
+        out = {k: float(v) for k, v in vals.items()}
     except Exception as e:  # a model that cannot even evaluate has no test score
         return {"error": f"{type(e).__name__}: {e}"[:300]}
+    if task == "regression":
+        return out
+    from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
+
+    p = np.asarray(model.predict(x, verbose=0, batch_size=256))
+    if not np.all(np.isfinite(p)):
+        return out
+    pred = p.argmax(-1) if p.ndim > 1 and p.shape[-1] > 1 else (p.reshape(-1) > 0.5).astype(int)
+    true = y.argmax(-1) if y.ndim > 1 else y
+    labels, counts = np.unique(true, return_counts=True)
+    minority = labels[counts.argmin()]
+    out.update(balanced_accuracy=float(balanced_accuracy_score(true, pred)),
+               macro_f1=float(f1_score(true, pred, average="macro", zero_division=0)),
+               minority_recall=float(recall_score(true, pred, labels=[minority], average="macro", zero_division=0)),
+               top_class_share=float(np.bincount(pred).max() / len(pred)))
+    return out
 
 
 def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str) -> dict:
@@ -182,7 +199,7 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str) ->
                     "epochs_run": len(done), "wall_seconds": wall},
         "environment": environment(keras.backend.backend(), device),
     }
-    extras = {"test": _evaluate(model, data.x_test, data.y_test)}
+    extras = {"test": _evaluate(model, data.x_test, data.y_test, data.task)}
     return {"record": record, "extras": extras}
 
 

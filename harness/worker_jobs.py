@@ -41,6 +41,7 @@ def selftest(state: dict, payload: dict):
     """Misbehaviours on demand, to prove the pool survives them (used by the reliability tests)."""
     mode = payload["mode"]
     if mode == "ok":
+        time.sleep(payload.get("sleep", 0))
         return {"pid": os.getpid(), "echo": payload.get("echo")}
     if mode == "raise":
         raise ValueError("deliberate failure")

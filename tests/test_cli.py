@@ -1,0 +1,54 @@
+"""The command line follows its ecosystem's conventions: --help everywhere, meaningful exit codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cli import build_parser
+
+from .conftest import run_cli
+
+COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
+
+
+def test_top_level_help():
+    r = run_cli("--help")
+    assert r.returncode == 0 and "exit codes" in r.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command):
+    r = run_cli(command, "--help")
+    assert r.returncode == 0, r.stderr
+    assert f"usage: trainwreck {command}" in r.stdout
+
+
+def test_bad_option_exits_2():
+    assert run_cli("run", "--no-such-flag").returncode == 2
+
+
+def test_unknown_case_filter_exits_2_with_suggestion():
+    r = run_cli("run", "--case", "lr-divergense", "-q")
+    assert r.returncode == 2 and "did you mean 'lr-divergence'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_score_without_cache_is_a_usage_error(tmp_path):
+    r = run_cli("score", "--results", str(tmp_path), "--case", "lr-divergence", "-q")
+    assert r.returncode == 2 and "not cached" in r.stderr
+
+
+def test_ls_registries():
+    for what in ("datasets", "models", "transforms", "pipelines", "measures", "cases"):
+        r = run_cli("ls", what)
+        assert r.returncode == 0 and r.stdout.strip(), what
+
+
+def test_new_case_then_validate(tmp_path):
+    r = run_cli("new-case", "optimization/my-new-case", "--cases", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "optimization" / "my-new-case.yaml"
+    assert path.exists()
+    v = run_cli("validate", str(path))
+    assert v.returncode == 0, v.stderr
+    again = run_cli("new-case", "optimization/my-new-case", "--cases", str(tmp_path))
+    assert again.returncode == 2 and "exists" in again.stderr
