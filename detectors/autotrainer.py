@@ -229,7 +229,7 @@ class AutoTrainer(OnlineDetector):
         feats = {"explode": ("nan_loss", "nan_weight", "nan_gradient", "explode_gradient"), "relu": ("died_relu",),
                  "vanish": ("vanish_gradient",), "not_converge": ("sc_accuracy",), "unstable": ("unstable_loss",)}
         why = [self.evidence[k] for k in feats[self.issue] if k in self.evidence]
-        evidence = f"AUTOTRAINER issue '{self.issue}' at check epoch {trace.epoch}: " + "; ".join(why[:2])
+        evidence = f"AUTOTRAINER issue '{self.issue}' at epoch {trace.epoch}: " + "; ".join(why[:2])
         return [Diagnosis(cause=cause, symptom=symptom, confidence=1.0, epoch=trace.epoch, evidence=evidence)]
 
     def on_epoch_end(self, epoch, trace, record):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -17,7 +18,8 @@ from harness.registry import UnknownName
 
 from .base import Detector
 
-__all__ = ["BUILTINS", "DetectorInfo", "available", "load_detector", "resolve_class", "ENTRY_POINT_GROUP"]
+__all__ = ["BUILTINS", "DetectorInfo", "DetectorLoadError", "available", "select", "load_detector", "resolve_class",
+           "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "trainwreck.detectors"
 
@@ -39,15 +41,25 @@ class DetectorInfo:
     version: str = ""
 
 
+class DetectorLoadError(Exception):
+    pass
+
+
 def resolve_class(spec: str) -> type[Detector]:
+    """The class a `module:Class` spec names; the working directory is importable, as for pytest."""
     module, sep, attr = spec.partition(":")
     if not sep or not module or not attr:
-        raise ValueError(f"detector spec {spec!r}: expected 'module:Class'")
-    obj = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+        raise DetectorLoadError(f"detector spec {spec!r}: expected 'module:Class'")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise DetectorLoadError(f"detector spec {spec!r}: {type(e).__name__}: {e}") from None
     if not isinstance(obj, type) or not callable(getattr(obj, "diagnose", None)) or not getattr(obj, "name", ""):
-        raise TypeError(f"{spec} is not a detector class (needs a `name` and a `diagnose` method)")
+        raise DetectorLoadError(f"{spec} is not a detector class (needs a `name` and a `diagnose` method)")
     return obj
 
 
@@ -68,7 +80,7 @@ def available(extra_specs: list[str] = ()) -> dict[str, DetectorInfo]:
             origin = f"{dist.name} {dist.version}" if dist else "entry point"
             cls = resolve_class(ep.value)
             if cls.name in out:
-                raise ValueError(f"detector name {cls.name!r} from {origin} clashes with {out[cls.name].origin}")
+                raise DetectorLoadError(f"detector name {cls.name!r} from {origin} clashes with {out[cls.name].origin}")
             out[cls.name] = DetectorInfo(cls.name, ep.value, origin, cls.version)
     for spec in extra_specs:
         cls = resolve_class(spec)

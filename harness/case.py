@@ -30,7 +30,7 @@ from .pipelines import PIPELINES
 from .registry import Registry, UnknownName, suggest
 from .transforms import TRANSFORMS
 
-__all__ = ["Case", "Task", "CaseError", "CaseErrors", "load_case", "load_corpus", "resolve_variant",
+__all__ = ["Case", "Task", "CaseError", "CaseErrors", "load_case", "load_corpus", "resolve_variant", "resolve_sweep",
            "VARIANTS", "case_schema", "CASES_DIR", "MAX_FILE_BYTES", "MAX_DEPTH"]
 
 VARIANTS = ("broken", "fixed")
@@ -278,6 +278,32 @@ def resolve_variant(case: Case, variant: str) -> Task:
     return Task.model_validate(merged)
 
 
+def set_path(task: dict, path: str, value: Any) -> dict:
+    """A copy of task with the dotted path (list indices as numbers) set to value."""
+    out = copy.deepcopy(task)
+    node: Any = out
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        key: Any = int(part) if part.isdigit() and isinstance(node, list) else part
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not isinstance(key, int) or key >= len(node):
+                raise KeyError(f"'{part}' is not an index of the list at '{'.'.join(parts[:i])}'")
+        elif not last and key not in node:
+            node[key] = {}
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
+    return out
+
+
+def resolve_sweep(case: Case, value: Any) -> Task:
+    """The broken variant with the sweep parameter set to value."""
+    broken = resolve_variant(case, "broken").model_dump(mode="json", by_alias=True)
+    return Task.model_validate(set_path(broken, case.sweep.path, value))
+
+
 def _validate(data: Any, file: str, family: str) -> Case:
     if not isinstance(data, dict):
         raise CaseErrors([CaseError(file, "", f"expected a mapping at the top level, got {type(data).__name__}")])
@@ -295,6 +321,18 @@ def _validate(data: Any, file: str, family: str) -> Case:
             continue
         inherited = {(e.field.replace("base", variant, 1), e.message) for e in base_errors}
         errors += [e for e in _check_components(file, variant, task) if (e.field, e.message) not in inherited]
+    if case.sweep is not None:
+        for i, value in enumerate(case.sweep.values):
+            try:
+                task = resolve_sweep(case, value)
+            except KeyError as e:
+                errors.append(CaseError(file, "sweep.path", str(e.args[0])))
+                break
+            except ValidationError as e:
+                errors += [CaseError(file, f"sweep.values.{i}", f"{x.field}: {x.message}") for x in _errors(file, "", e)]
+                continue
+            errors += [CaseError(file, f"sweep.values.{i}", f"{x.field}: {x.message}")
+                       for x in _check_components(file, "task", task)]
     stem = Path(file).stem
     if case.id != stem:
         errors.append(CaseError(file, "id", f"expected '{stem}' (the file name), got '{case.id}'"))

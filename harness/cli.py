@@ -19,6 +19,8 @@ from . import taxonomy
 from .case import CASES_DIR, CaseErrors, load_case, load_corpus
 from .registry import UnknownName
 
+from detectors.loading import DetectorLoadError
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -68,7 +70,8 @@ def _run(args, cases, log):
     from .store import RunStore
 
     device = resolve_device(args.device)
-    specs = plan(cases, seeds=_seeds(args), backend=args.backend, device=device)
+    specs = plan(cases, seeds=_seeds(args), backend=args.backend, device=device,
+                 sweeps=getattr(args, "sweeps", False))
     store = RunStore(_results_dir(args) / "runs")
     leftovers = store.clean_temp()
     if leftovers:
@@ -77,8 +80,9 @@ def _run(args, cases, log):
     progress = Progress(len(specs), _progress_enabled(args))
     results = execute(specs, store, jobs=args.jobs, timeout=args.timeout, memory_limit_mb=args.memory_limit,
                       backend=args.backend, device=device, progress=progress, log=log)
-    trained = sum(1 for r in results if r.source != "cached")
-    log(f"{len(results)} runs: {len(results) - trained} reused from the cache, {trained} trained "
+    distinct = {r.spec.key: r.source for r in results}
+    trained = sum(1 for src in distinct.values() if src != "cached")
+    log(f"{len(distinct)} runs: {len(distinct) - trained} reused from the cache, {trained} trained "
         f"({time.monotonic() - t0:.1f}s)")
     return results
 
@@ -89,7 +93,8 @@ def oracle_figures(results) -> list[list]:
 
     groups = defaultdict(list)
     for r in results:
-        groups[(r.spec.case.id, r.spec.variant)].append(r)
+        if r.spec.severity is None:
+            groups[(r.spec.case.id, r.spec.variant)].append(r)
     rows = []
     for (cid, variant), rs in groups.items():
         for i, cond in enumerate(rs[0].verdict.conditions):
@@ -155,8 +160,9 @@ def _cached_results(args, cases):
     from .run import execute, plan, resolve_device
     from .store import RunStore
 
-    specs = plan(cases, seeds=_seeds(args), backend=args.backend, device=resolve_device(args.device))
+    specs = plan(cases, seeds=_seeds(args), backend=args.backend, device=resolve_device(args.device), sweeps=True)
     store = RunStore(_results_dir(args) / "runs")
+    specs = [s for s in specs if s.severity is None or store.path(s.key).exists()]  # sweeps are optional
     missing = [s for s in specs if not store.path(s.key).exists()]
     if missing:
         raise UsageError(f"{len(missing)} of {len(specs)} runs are not cached (e.g. {missing[0].label}); "
@@ -173,7 +179,7 @@ def _write_report(args, results, detectors, rows, log) -> None:
     from .report import build_tables, fingerprint_for, write_tables
 
     fp = fingerprint_for(results, detectors, _command_line(args))
-    out = _results_dir(args)
+    out = Path(args.out) if args.out else _results_dir(args)
     written = write_tables(build_tables(rows, results), fp, out, rows)
     plots = write_plots(results, out / "plots") if not args.no_plots else []
     log(f"wrote {len(written)} table files and {len(plots)} plots under {out}")
@@ -282,6 +288,8 @@ def _common(p: argparse.ArgumentParser, *, running: bool = False, scoring: bool 
     p.add_argument("--quiet", "-q", action="store_true", help="no per-run lines")
     p.add_argument("--progress", action="store_true", help="per-run lines with ETA even when not on a terminal")
     if running:
+        p.add_argument("--sweeps", action=argparse.BooleanOptionalAction, default=scoring,
+                       help="also run the severity sweeps cases declare (default: on for bench)")
         p.add_argument("--timeout", type=float, default=300.0, help="seconds per run before it is killed")
         p.add_argument("--memory-limit", type=int, default=6144, help="MiB per worker before the run is killed")
     if scoring:
@@ -289,6 +297,7 @@ def _common(p: argparse.ArgumentParser, *, running: bool = False, scoring: bool 
         p.add_argument("--detector-spec", action="append", metavar="MODULE:CLASS",
                        help="also score this detector class (repeatable)")
         p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+        p.add_argument("--out", default=None, help="where to write tables and plots (default: the results directory)")
         p.add_argument("--strict", action="store_true", help="exit 1 when a detector errors")
 
 
@@ -349,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         for err in e.errors:
             print(err, file=sys.stderr)
         return EXIT_USAGE
-    except (UnknownName, UsageError) as e:
+    except (UnknownName, UsageError, DetectorLoadError) as e:
         print(f"trainwreck: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

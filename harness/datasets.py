@@ -150,6 +150,8 @@ class SequenceParams(Params):
     timesteps: int = Field(40, ge=2, le=500)
     n_features: int = Field(4, ge=1, le=64)
     signal_step: int = Field(0, ge=0, description="the step that carries the label; 0 is the first")
+    positive_fraction: float | None = Field(None, gt=0, lt=1, description="share of label-1 rows; None draws labels 50/50")
+    signal_noise: float = Field(0.1, ge=0, le=10, description="std of the noise on the signal value (larger overlaps the classes)")
 
 
 @_dataset("sequence_memory", SequenceParams)
@@ -157,9 +159,12 @@ def sequence_memory(p: SequenceParams, seed: int) -> Data:
     """Binary label carried only by one early time step, the rest noise: needs long-range memory."""
     rng = np.random.default_rng(seed)
     x = rng.normal(0.0, 1.0, size=(p.n_samples, p.timesteps, p.n_features)).astype("float32")
-    y = rng.integers(0, 2, size=p.n_samples)
+    if p.positive_fraction is None:
+        y = rng.integers(0, 2, size=p.n_samples)
+    else:
+        y = (rng.random(p.n_samples) < p.positive_fraction).astype("int64")
     step = min(p.signal_step, p.timesteps - 1)
-    x[:, step, 0] = np.where(y == 1, 1.0, -1.0) + rng.normal(0, 0.1, size=p.n_samples)
+    x[:, step, 0] = np.where(y == 1, 1.0, -1.0) + rng.normal(0, p.signal_noise, size=p.n_samples)
     return _split(x, y.astype("int64"), p, seed, "binary", 2)
 
 

@@ -129,12 +129,15 @@ class WorkerPool:
             w.conn.close()
 
     def close(self) -> None:
+        """Idle workers are asked to exit; busy or still-starting ones are killed."""
         for w in self._workers:
             if w.proc.is_alive() and w.job is None and w.ready:
                 try:
                     w.conn.send(None)
                 except OSError:
                     pass
+            elif w.proc.is_alive():
+                w.proc.kill()
         deadline = time.monotonic() + 3
         for w in self._workers:
             w.proc.join(max(0.0, deadline - time.monotonic()))

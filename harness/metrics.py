@@ -17,7 +17,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 
 from .score import ScoreRow
 
-__all__ = ["Rate", "DetectorMetrics", "detector_metrics", "per_cause_recall", "confusion", "NONE"]
+__all__ = ["Rate", "DetectorMetrics", "detector_metrics", "per_cause_recall", "confusion", "severity_onsets", "NONE"]
 
 NONE = "(none)"
 
@@ -90,7 +90,13 @@ def _symptom_recall(r: ScoreRow) -> float:
     return len(set(r.expected_symptoms) & set(r.symptoms)) / len(r.expected_symptoms)
 
 
+def _main(rows: list[ScoreRow]) -> list[ScoreRow]:
+    """The rows the leaderboard counts: the case's own broken and fixed runs, not sweep points."""
+    return [r for r in rows if r.severity is None]
+
+
 def detector_metrics(rows: list[ScoreRow]) -> list[DetectorMetrics]:
+    rows = _main(rows)
     out = []
     for det in dict.fromkeys(r.detector for r in rows):
         mine = [r for r in rows if r.detector == det]
@@ -124,6 +130,7 @@ def detector_metrics(rows: list[ScoreRow]) -> list[DetectorMetrics]:
 def per_cause_recall(rows: list[ScoreRow]) -> dict[str, dict[str, Rate]]:
     """cause -> detector -> share of valid broken runs of that cause whose top cause is right."""
     out: dict[str, dict[str, Rate]] = defaultdict(dict)
+    rows = _main(rows)
     faults = [r for r in rows if r.is_fault and r.valid and not r.error]
     for cause in sorted({r.expected_cause for r in faults}):
         for det in dict.fromkeys(r.detector for r in rows):
@@ -134,7 +141,7 @@ def per_cause_recall(rows: list[ScoreRow]) -> dict[str, dict[str, Rate]]:
 
 def confusion(rows: list[ScoreRow], detector: str) -> tuple[list[str], list[str], np.ndarray]:
     """Expected cause (rows) vs diagnosed top cause (columns, '(none)' when silent), sklearn's matrix."""
-    faults = [r for r in rows if r.is_fault and r.valid and not r.error and r.detector == detector]
+    faults = [r for r in _main(rows) if r.is_fault and r.valid and not r.error and r.detector == detector]
     y_true = [r.expected_cause for r in faults]
     y_pred = [r.predicted_cause or NONE for r in faults]
     true_labels = sorted(set(y_true))
@@ -146,3 +153,12 @@ def confusion(rows: list[ScoreRow], detector: str) -> tuple[list[str], list[str]
     rows_idx = [labels.index(t) for t in true_labels]
     cols_idx = [labels.index(p) for p in pred_labels]
     return true_labels, pred_labels, m[np.ix_(rows_idx, cols_idx)]
+
+
+def severity_onsets(rows: list[ScoreRow]) -> dict[tuple[str, str], list[tuple[object, str]]]:
+    """(case, detector) -> [(sweep value, outcome label)] in sweep order, for severity tables."""
+    out: dict[tuple[str, str], list[tuple[object, str]]] = defaultdict(list)
+    for r in rows:
+        if r.severity is not None:
+            out[(r.case_id, r.detector)].append((r.severity, r.label))
+    return dict(out)

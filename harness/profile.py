@@ -64,4 +64,7 @@ def profile_data(x_train, y_train, x_val, y_val) -> dict:
         "duplicate_rows_train_val": int(dup),
         "feature_target_corr": corr,
         "target_mean": _fl(np.mean(target)), "target_std": _fl(np.std(target)),
+        "target_min": _fl(np.min(target)), "target_max": _fl(np.max(target)),
+        "input_min": _fl(np.nanmin(x_train)) if np.isfinite(x_train).any() else math.nan,
+        "input_max": _fl(np.nanmax(x_train)) if np.isfinite(x_train).any() else math.nan,
     }

@@ -74,6 +74,10 @@ class DataProfile:
     feature_target_corr: tuple = ()     # |Pearson r| of each feature with the target (train)
     target_mean: float = math.nan
     target_std: float = math.nan
+    target_min: float = math.nan
+    target_max: float = math.nan
+    input_min: float = math.nan        # over every input value (all features), training split
+    input_max: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -115,9 +119,11 @@ class EpochTrace:
     weight_norms: Mapping = field(default_factory=lambda: MappingProxyType({}))
     update_ratios: Mapping = field(default_factory=lambda: MappingProxyType({}))      # ||W_t - W_{t-1}|| / ||W_{t-1}||
     grad_norms: Mapping = field(default_factory=lambda: MappingProxyType({}))         # on the fixed probe batch
+    grad_mean: Mapping = field(default_factory=lambda: MappingProxyType({}))
     grad_mean_abs: Mapping = field(default_factory=lambda: MappingProxyType({}))
     grad_zero_fraction: Mapping = field(default_factory=lambda: MappingProxyType({}))
     grad_zero_fraction_all: float = math.nan            # exact zeros over every trainable variable
+    weight_mean: Mapping = field(default_factory=lambda: MappingProxyType({}))
     weight_var: Mapping = field(default_factory=lambda: MappingProxyType({}))
     dead_relu_fraction: Mapping = field(default_factory=lambda: MappingProxyType({}))  # units zero on every probe input
     relu_zero_fraction: Mapping = field(default_factory=lambda: MappingProxyType({}))  # outputs <= 0
@@ -127,6 +133,8 @@ class EpochTrace:
     activation_min: Mapping = field(default_factory=lambda: MappingProxyType({}))
     activation_max: Mapping = field(default_factory=lambda: MappingProxyType({}))
     nonfinite: bool = False          # loss, weights or gradients not finite
+    weights_nonfinite: bool = False
+    grads_nonfinite: bool = False
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .metrics import Rate, confusion, detector_metrics, per_cause_recall
+from .metrics import Rate, confusion, detector_metrics, per_cause_recall, severity_onsets
 from .score import ScoreRow
 from .store import atomic_write_text, digest
 
@@ -71,6 +71,9 @@ def _pct(x: float) -> str:
 
 def build_tables(rows: list[ScoreRow], results) -> list[Table]:
     metrics = detector_metrics(rows)
+    sweep_rows = rows
+    rows = [r for r in rows if r.severity is None]
+    results_all, results = results, [r for r in results if r.spec.severity is None]
     dets = [m.detector for m in metrics]
     tables = [Table(
         "leaderboard", "Leaderboard: detectors over the corpus (valid runs only; mean ± std over seeds)",
@@ -117,6 +120,21 @@ def build_tables(rows: list[ScoreRow], results) -> list[Table]:
     tables.append(Table("confusion", "Confusion of expected vs diagnosed (top) cause, broken runs",
                         ["detector", "expected cause", "diagnosed cause", "runs"], crow, [], cdata))
 
+    onsets = severity_onsets(sweep_rows)
+    srows, sdata = [], []
+    for (cid, det), points in onsets.items():
+        case = next(r.spec.case for r in results_all if r.spec.case.id == cid)
+        hits = [v for v, label in points if label == "hit"]
+        flags = [v for v, label in points if label in ("hit", "wrong_cause", "symptom_only")]
+        srows.append([cid, case.sweep.path, det, " ".join(f"{v}:{_SHORT[label]}" for v, label in points),
+                      hits[0] if hits else "–", flags[0] if flags else "–"])
+        sdata.append({"case": cid, "path": case.sweep.path, "detector": det,
+                      "points": [{"value": v, "label": label} for v, label in points]})
+    tables.append(Table("severity", "Severity sweeps: where along each fault's sweep each detector starts to see it",
+                        ["case", "parameter", "detector", "value:outcome", "first right cause", "first flag"],
+                        srows, ["Outcome codes: H hit, W wrong cause, S symptom only, M missed, E error. "
+                                "Sweep points have no oracle of their own; they re-run the broken variant."], sdata))
+
     inv = [r for r in results if not r.verdict.holds]
     tables.append(Table("invalid", "Runs whose oracle did not hold (excluded from scoring)",
                         ["case", "variant", "seed", "outcome", "oracle"],
@@ -125,6 +143,10 @@ def build_tables(rows: list[ScoreRow], results) -> list[Table]:
                         [{"case": r.spec.case.id, "variant": r.spec.variant, "seed": r.spec.seed,
                           **r.verdict.to_dict()} for r in inv]))
     return tables
+
+
+_SHORT = {"hit": "H", "wrong_cause": "W", "symptom_only": "S", "missed": "M", "error": "E", "invalid": "I",
+          "false_alarm": "F", "quiet": "Q"}
 
 
 def _cell(broken: list[str], fixed: list[str]) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .case import VARIANTS, Case, resolve_variant
+from .case import VARIANTS, Case, resolve_sweep, resolve_variant
 from .executor import Job, JobResult, WorkerPool
 from .oracle import OracleVerdict, evaluate
 from .record import RunRecord
@@ -25,7 +25,7 @@ from .store import CorruptRecord, RunStore, digest
 __all__ = ["RunSpec", "RunResult", "plan", "execute", "fingerprint", "resolve_device", "TRACE_VERSION",
            "default_jobs", "Progress"]
 
-TRACE_VERSION = 2  # bump when the worker's record content changes, to invalidate caches
+TRACE_VERSION = 3  # bump when the worker's record content changes, to invalidate caches
 
 
 def _version(*dists: str) -> str:
@@ -65,9 +65,12 @@ class RunSpec:
     seed: int
     task: dict
     key: str
+    severity: object = None      # the sweep value, for severity-sweep runs of the broken variant
 
     @property
     def label(self) -> str:
+        if self.severity is not None:
+            return f"{self.case.id} sweep {self.case.sweep.path.rsplit('.', 1)[-1]}={self.severity} seed={self.seed}"
         return f"{self.case.id} {self.variant} seed={self.seed}"
 
 
@@ -82,15 +85,26 @@ class RunResult:
 
 
 def plan(cases: list[Case], *, seeds: list[int] | None = None, variants=VARIANTS,
-         backend: str = "tensorflow", device: str = "cpu") -> list[RunSpec]:
+         backend: str = "tensorflow", device: str = "cpu", sweeps: bool = False) -> list[RunSpec]:
+    """Runs for case x variant x seed; with sweeps, also the broken variant at each sweep value."""
     env = fingerprint(backend, device)
     specs = []
+
+    def add(case, variant, task, seed, severity=None):
+        key = digest({"task": task, "seed": seed, "env": env})[:24]
+        specs.append(RunSpec(case, variant, seed, task, key, severity))
+
     for case in cases:
+        chosen = case.seeds if seeds is None else [s for s in case.seeds if s in seeds]
         for variant in variants:
             task = resolve_variant(case, variant).model_dump(mode="json", by_alias=True)
-            for seed in case.seeds if seeds is None else [s for s in case.seeds if s in seeds]:
-                key = digest({"task": task, "seed": seed, "env": env})[:24]
-                specs.append(RunSpec(case, variant, seed, task, key))
+            for seed in chosen:
+                add(case, variant, task, seed)
+        if sweeps and case.sweep is not None:
+            for value in case.sweep.values:
+                task = resolve_sweep(case, value).model_dump(mode="json", by_alias=True)
+                for seed in case.sweep.seeds or case.seeds[:1]:
+                    add(case, "broken", task, seed, value)
     return specs
 
 
@@ -125,12 +139,16 @@ class Progress:
 def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: float = 300.0,
             memory_limit_mb: int = 4096, backend: str = "tensorflow", device: str = "cpu",
             progress: Progress | None = None, log=print) -> list[RunResult]:
-    """Every spec's result, training only what the cache lacks. Raises KeyboardInterrupt after cleanup."""
+    """One result per spec, training only what the cache lacks (each distinct key once).
+
+    Raises KeyboardInterrupt after the workers are stopped; every record written before then is whole.
+    """
     progress = progress or Progress(len(specs), False)
-    results: dict[str, RunResult] = {}
-    todo: list[RunSpec] = []
-    seen_keys: set[str] = set()
+    done: dict[str, tuple[dict, dict, str, str]] = {}   # key -> (record, extras, source, message)
+    todo: dict[str, RunSpec] = {}
     for spec in specs:
+        if spec.key in done or spec.key in todo:
+            continue
         try:
             stored = store.get(spec.key)
         except CorruptRecord as e:
@@ -138,39 +156,37 @@ def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: fl
             store.discard(spec.key)
             stored = None
         if stored is None:
-            if spec.key not in seen_keys:
-                todo.append(spec)
-            seen_keys.add(spec.key)
-            continue
-        results[spec.key] = _result(spec, stored.record, stored.extras, "cached")
-        progress.step(spec.label, f"cached  {_brief(results[spec.key])}", False)
+            todo[spec.key] = spec
+        else:
+            done[spec.key] = (stored.record, stored.extras, "cached", "")
+            progress.step(spec.label, "cached", False)
 
     if todo:
         threads = max(1, default_jobs() // max(1, jobs))
-        by_key = {s.key: s for s in todo}
         with WorkerPool("train", (backend, device, threads), n=min(jobs, len(todo)),
                         memory_limit_mb=memory_limit_mb) as pool:
-            job_list = [Job(s.key, {"task": s.task, "seed": s.seed, "key": s.key}, timeout) for s in todo]
+            job_list = [Job(s.key, {"task": s.task, "seed": s.seed, "key": s.key}, timeout) for s in todo.values()]
             for res in pool.run(job_list):
-                spec = by_key[res.job.key]
+                spec = todo[res.job.key]
                 if res.status == "ok":
                     store.put(spec.key, res.value["record"], res.value["extras"])
-                    out = _result(spec, res.value["record"], res.value["extras"], "trained")
+                    done[spec.key] = (res.value["record"], res.value["extras"], "trained", "")
                 else:
                     rec = _failure_record(spec, res, backend, device)
                     if res.status in ("timeout", "crashed", "memory"):
                         store.put(spec.key, rec, {})
-                    out = _result(spec, rec, {}, "failed", res.message)
-                results[spec.key] = out
-                progress.step(spec.label, f"trained {_brief(out)}", True)
-    return [results[s.key] if s.key in results else None for s in specs]  # type: ignore[misc]
+                    done[spec.key] = (rec, {}, "failed", res.message)
+                progress.step(spec.label, f"trained {_brief(_result(spec, *done[spec.key]))}", True)
+    return [_result(spec, *done[spec.key]) for spec in specs]
 
 
 def _result(spec: RunSpec, record: dict, extras: dict, source: str, message: str = "") -> RunResult:
     rec = RunRecord.from_dict(record)
-    conds = getattr(spec.case.oracle, spec.variant)
+    # a sweep point makes no claim of its own: it shows where detectors start to see the fault
+    conds = [] if spec.severity is not None else getattr(spec.case.oracle, spec.variant)
     return RunResult(spec, rec, extras, evaluate(conds, rec, extras), source, message)
 
 
 def _brief(r: RunResult) -> str:
-    return f"{r.record.outcome.status:<9} oracle {'ok' if r.verdict.holds else 'FAILS'} {r.record.outcome.wall_seconds:5.1f}s"
+    claim = "sweep    " if r.spec.severity is not None else f"oracle {'ok   ' if r.verdict.holds else 'FAILS'}"
+    return f"{r.record.outcome.status:<9} {claim} {r.record.outcome.wall_seconds:5.1f}s"

@@ -45,6 +45,7 @@ class ScoreRow:
     latency_seconds: float | None = None
     detector_seconds: float = 0.0
     run_key: str = ""
+    severity: object = None                 # sweep value for severity-sweep runs (not in the leaderboard)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -84,7 +85,7 @@ def _row(info: DetectorInfo, res: RunResult, answer: dict | None, error: str) ->
     base = dict(detector=info.name, detector_version=info.version, case_id=case.id, family=case.family,
                 variant=res.spec.variant, seed=res.spec.seed, expected_cause=case.cause,
                 expected_symptoms=tuple(case.symptoms), is_fault=is_fault, valid=res.verdict.holds,
-                run_key=res.spec.key)
+                run_key=res.spec.key, severity=res.spec.severity)
     if answer is None:
         return ScoreRow(**base, error=error or "no answer")
     ds = answer["diagnoses"]

@@ -105,22 +105,28 @@ class TraceCallback(_make_callback_base()):  # type: ignore[misc]
         return [[list(s), c] for s, c in Counter(seen).items()]
 
     def _probe(self) -> dict:
+        with np.errstate(all="ignore"):  # diverging runs overflow on purpose
+            return self._probe_stats()
+
+    def _probe_stats(self) -> dict:
         import tensorflow as tf
 
         kernels = self._kernels()
-        out = {k: {} for k in ("weight_norms", "weight_var", "update_ratios", "grad_norms", "grad_mean_abs",
+        out = {k: {} for k in ("weight_norms", "weight_mean", "weight_var", "update_ratios", "grad_norms",
+                               "grad_mean", "grad_mean_abs",
                                "grad_zero_fraction", "dead_relu_fraction", "relu_zero_fraction",
                                "saturated_fraction", "activation_mean", "activation_std",
                                "activation_min", "activation_max")}
-        nonfinite = False
+        weights_bad = grads_bad = False
         for name, w in kernels.items():
             norm = float(np.linalg.norm(w))
             prev = self._prev.get(name)
             out["weight_norms"][name] = norm
+            out["weight_mean"][name] = float(np.mean(w))
             out["weight_var"][name] = float(np.var(w))
             pn = float(np.linalg.norm(prev)) if prev is not None else math.nan
             out["update_ratios"][name] = float(np.linalg.norm(w - prev)) / pn if pn and math.isfinite(pn) else math.nan
-            nonfinite |= not math.isfinite(norm)
+            weights_bad |= not math.isfinite(norm)
         self._prev = kernels
 
         layers = self._weighted_layers()
@@ -134,14 +140,16 @@ class TraceCallback(_make_callback_base()):  # type: ignore[misc]
         for v, g in zip(variables, grads):
             g = np.zeros(v.shape) if g is None else np.asarray(g)
             zeros, total = zeros + int(np.sum(g == 0)), total + g.size
-            nonfinite |= not np.all(np.isfinite(g))
+            grads_bad |= not np.all(np.isfinite(g))
             name = kernel_ids.get(id(v))
             if name is not None:
                 out["grad_norms"][name] = float(np.linalg.norm(g))
+                out["grad_mean"][name] = float(np.mean(g))
                 out["grad_mean_abs"][name] = float(np.mean(np.abs(g)))
                 out["grad_zero_fraction"][name] = float(np.mean(g == 0))
         for l in layers:  # frozen layers have no gradient: record it as zero
             out["grad_norms"].setdefault(l.name, 0.0)
+            out["grad_mean"].setdefault(l.name, 0.0)
             out["grad_mean_abs"].setdefault(l.name, 0.0)
             out["grad_zero_fraction"].setdefault(l.name, 1.0)
         out["grad_norms"] = {l.name: out["grad_norms"][l.name] for l in layers}
@@ -164,5 +172,7 @@ class TraceCallback(_make_callback_base()):  # type: ignore[misc]
                     out["activation_std"][l.name] = float(np.std(a))
                     out["activation_min"][l.name] = float(np.min(a))
                     out["activation_max"][l.name] = float(np.max(a))
-        out["nonfinite"] = bool(nonfinite or not math.isfinite(float(loss)))
+        out["weights_nonfinite"] = bool(weights_bad)
+        out["grads_nonfinite"] = bool(grads_bad)
+        out["nonfinite"] = bool(weights_bad or grads_bad or not math.isfinite(float(loss)))
         return out

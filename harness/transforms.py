@@ -185,6 +185,17 @@ def one_hot_labels(data: Data, p: Params, seed: int) -> Data:
     return data.with_(y_train=eye[data.y_train], y_val=eye[data.y_val], y_test=eye[data.y_test])
 
 
+class OffsetLabelsParams(Params):
+    offset: int = Field(1, ge=-10, le=10, description="added to every class label (1 turns 0..k-1 into 1..k)")
+
+
+@_transform("offset_labels", OffsetLabelsParams)
+def offset_labels(data: Data, p: OffsetLabelsParams, seed: int) -> Data:
+    """Fault: shift every split's integer labels, e.g. classes numbered 1..k as exported from a spreadsheet."""
+    f = lambda y: (y + p.offset).astype(y.dtype)  # noqa: E731
+    return data.with_(y_train=f(data.y_train), y_val=f(data.y_val), y_test=f(data.y_test))
+
+
 def apply_transforms(data: Data, steps: list[tuple[str, dict]], seed: int) -> Data:
     for name, params in steps:
         entry = TRANSFORMS.get(name)

@@ -1,0 +1,77 @@
+"""Third-party detectors, through the real paths: an installed entry point, and
+`--detector-spec module:Class`; misbehaving detectors become error rows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from detectors.testing import check_detector
+
+from .conftest import ROOT, run_cli
+
+EXAMPLE = ROOT / "examples" / "trainwreck-example-detector"
+
+
+@pytest.fixture(scope="module")
+def installed_plugin():
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(pip + ["install", "--no-deps", "--no-build-isolation", str(EXAMPLE)], check=True,
+                   capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run(pip + ["uninstall", "-y", "trainwreck-example-detector"], capture_output=True)
+
+
+def test_installed_plugin_is_listed_and_conforms(installed_plugin):
+    r = run_cli("detectors")
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("loss-goes-up"))
+    assert "trainwreck-example-detector 0.1.0" in line
+    from trainwreck_example_detector import LossGoesUp
+
+    report = check_detector(LossGoesUp)
+    assert all(v == "passed" for v in report.values()), report
+
+
+def test_plugin_can_be_disabled(installed_plugin):
+    r = run_cli("detectors", env={"TRAINWRECK_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert r.returncode == 0 and "loss-goes-up" not in r.stdout
+
+
+@pytest.mark.slow
+def test_plugin_gets_a_leaderboard_row(installed_plugin, corpus_results, results_dir, tmp_path):
+    out = tmp_path / "out"
+    r = run_cli("score", "--results", str(results_dir), "--out", str(out), "--case", "lr-divergence",
+                "--case", "unscaled-features", "-d", "loss-goes-up", "-d", "nan-guard", "--no-plots", "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    board = json.loads((out / "leaderboard.json").read_text())
+    names = [row[0] for row in board["rows"]]
+    assert names == ["loss-goes-up", "nan-guard"]
+    assert board["fingerprint"]["detectors"]["loss-goes-up"]["origin"] == "trainwreck-example-detector 0.1.0"
+
+
+@pytest.mark.slow
+def test_misbehaving_detectors_are_error_rows_and_the_bench_completes(corpus_results, results_dir, tmp_path):
+    specs = [f"tests.bad_detectors:{c}" for c in ("Crashing", "Hanging", "Garbage", "Mutating")]
+    args = ["score", "--results", str(results_dir), "--out", str(tmp_path), "--case", "lr-divergence",
+            "-d", "nan-guard", "--no-plots", "-q"]
+    for s in specs:
+        args += ["--detector-spec", s]
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = json.loads((tmp_path / "scores.json").read_text())["rows"]
+    by_det = {}
+    for row in rows:
+        by_det.setdefault(row["detector"], []).append(row)
+    assert all(not x["error"] for x in by_det["nan-guard"])
+    assert all("RuntimeError: this detector always crashes" in x["error"] for x in by_det["crashing"])
+    assert all(x["error"].startswith("timeout") for x in by_det["hanging"])
+    assert all("expected Diagnosis" in x["error"] for x in by_det["garbage"])
+    assert all("TypeError" in x["error"] or "AttributeError" in x["error"] for x in by_det["mutating"])
+    strict = run_cli(*args, "--strict")
+    assert strict.returncode == 1
