@@ -117,3 +117,21 @@ def test_schema_file_is_current():
 def test_load_case_round_trip():
     case = load_case(GOOD)
     assert case.cause == "lr_too_high" and case.family == "optimization"
+
+
+def test_coverage_doc_is_current(corpus):
+    from harness.docs import coverage_markdown
+
+    assert (CASES.parent / "docs" / "coverage.md").read_text() == coverage_markdown(corpus), "run `make schema`"
+
+
+def test_every_cause_has_two_cases_and_there_are_traps(corpus):
+    from collections import Counter
+
+    from harness.taxonomy import CAUSES, HEALTHY
+
+    counts = Counter(c.cause for c in corpus)
+    thin = {c: counts.get(c, 0) for c in CAUSES if c != HEALTHY and counts.get(c, 0) < 2}
+    assert not thin, f"causes with fewer than 2 cases: {thin}"
+    assert counts[HEALTHY] >= 5
+    assert len(corpus) - counts[HEALTHY] >= 40
