@@ -158,7 +158,8 @@ class CaseError:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.field}: {self.message}" if self.field else f"{self.file}: {self.message}"
+        message = " ".join(self.message.split())  # always one line
+        return f"{self.file}: {self.field}: {message}" if self.field else f"{self.file}: {message}"
 
 
 class CaseErrors(Exception):
@@ -199,7 +200,7 @@ def _read_yaml(path: Path) -> Any:
         mark = getattr(e, "problem_mark", None)
         if mark is not None:
             where = f"line {mark.line + 1}"
-        msg = str(getattr(e, "problem", None) or e).strip()
+        msg = " ".join(str(getattr(e, "problem", None) or getattr(e, "reason", None) or e).split())
         raise CaseErrors([CaseError(str(path), where, f"invalid YAML: {msg}")]) from None
 
 

@@ -166,6 +166,41 @@ def max_update_ratio(r, extras, key):
     return max(vals) if vals else math.nan
 
 
+@_measure("min_layer_update")
+def min_layer_update(r, extras, key):
+    """Smallest, over weighted layers, of that layer's largest update ratio |dW|/|W| over the run:
+    0 when some layer's kernel never changed (frozen), NaN when no layer has a finite ratio."""
+    per_layer: dict[str, float] = {}
+    for e in r.trace:
+        for name, x in e.update_ratios.items():
+            if math.isfinite(x):
+                per_layer[name] = max(per_layer.get(name, 0.0), x)
+    return min(per_layer.values()) if per_layer else math.nan
+
+
+@_measure("val_loss_rise")
+def val_loss_rise(r, extras, key):
+    """Last validation loss over the lowest validation loss of the run: well above 1 when the
+    validation loss climbs back up while training goes on (overfitting); inf if it became non-finite."""
+    s = _series(r, "val_loss")
+    if not s:
+        return math.nan
+    if any(not math.isfinite(x) for x in s):
+        return math.inf
+    low = min(s)
+    return s[-1] / low if low > 0 else math.nan
+
+
+@_measure("output_max")
+def output_max(r, extras, key):
+    """Largest output-layer activation on the probe batch at the last epoch (e.g. ~1/k for a softmax
+    collapsed to uniform, ~1 for a confident classifier)."""
+    s = [e for e in r.trace if e.activation_max]
+    if not s:
+        return math.nan
+    return float(list(s[-1].activation_max.values())[-1])
+
+
 @dataclass(frozen=True)
 class ConditionResult:
     measure: str

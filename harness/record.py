@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 __all__ = ["SCHEMA_VERSION", "OUTCOMES", "RunRecord", "EpochTrace", "DataProfile", "ModelSummary",
-           "LayerInfo", "Outcome", "Environment", "freeze", "thaw", "truncate"]
+           "LayerInfo", "Outcome", "Environment", "freeze", "thaw", "truncate", "without_timings"]
 
 SCHEMA_VERSION = 1
 OUTCOMES = ("completed", "nan", "stopped_early", "crashed", "timeout")
@@ -188,6 +188,18 @@ class RunRecord:
     @property
     def layer_names(self) -> tuple:
         return tuple(layer.name for layer in self.model.layers)
+
+
+TIMING_FIELDS = frozenset({"seconds", "wall_seconds"})
+
+
+def without_timings(obj):
+    """A record (as plain data) with wall-clock fields removed: what must be identical across reruns."""
+    if isinstance(obj, dict):
+        return {k: without_timings(v) for k, v in obj.items() if k not in TIMING_FIELDS}
+    if isinstance(obj, list):
+        return [without_timings(v) for v in obj]
+    return obj
 
 
 def truncate(record: RunRecord, epochs: int) -> RunRecord:

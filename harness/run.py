@@ -26,6 +26,9 @@ __all__ = ["RunSpec", "RunResult", "plan", "execute", "fingerprint", "resolve_de
            "default_jobs", "Progress"]
 
 TRACE_VERSION = 3  # bump when the worker's record content changes, to invalidate caches
+# One TensorFlow thread per worker: N workers never oversubscribe N cores, and the
+# reduction order (hence every number in a record) does not depend on --jobs.
+WORKER_THREADS = 1
 
 
 def _version(*dists: str) -> str:
@@ -51,7 +54,7 @@ def fingerprint(backend: str, device: str) -> dict:
     return {"python": platform.python_version(),
             "tensorflow": _version("tensorflow", "tensorflow-cpu"), "keras": _version("keras"),
             "numpy": _version("numpy"), "sklearn": _version("scikit-learn"),
-            "backend": backend, "device": device, "trace_version": TRACE_VERSION}
+            "backend": backend, "device": device, "trace_version": TRACE_VERSION, "threads": WORKER_THREADS}
 
 
 def default_jobs() -> int:
@@ -162,8 +165,7 @@ def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: fl
             progress.step(spec.label, "cached", False)
 
     if todo:
-        threads = max(1, default_jobs() // max(1, jobs))
-        with WorkerPool("train", (backend, device, threads), n=min(jobs, len(todo)),
+        with WorkerPool("train", (backend, device, WORKER_THREADS), n=min(jobs, len(todo)),
                         memory_limit_mb=memory_limit_mb) as pool:
             job_list = [Job(s.key, {"task": s.task, "seed": s.seed, "key": s.key}, timeout) for s in todo.values()]
             for res in pool.run(job_list):

@@ -16,9 +16,14 @@ def init_train(backend: str, device: str, threads: int):
 
 
 def train(state: dict, payload: dict) -> dict:
+    import resource
+
     from .train import run_task
 
-    return run_task(payload["task"], payload["seed"], payload["key"], state["backend"], state["device"])
+    out = run_task(payload["task"], payload["seed"], payload["key"], state["backend"], state["device"])
+    # peak resident memory of this worker so far (KiB on Linux); kept out of the record
+    out["extras"]["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
 
 
 def init_detect(spec: str):
