@@ -191,16 +191,6 @@ def val_loss_rise(r, extras, key):
     return s[-1] / low if low > 0 else math.nan
 
 
-@_measure("output_max")
-def output_max(r, extras, key):
-    """Largest output-layer activation on the probe batch at the last epoch (e.g. ~1/k for a softmax
-    collapsed to uniform, ~1 for a confident classifier)."""
-    s = [e for e in r.trace if e.activation_max]
-    if not s:
-        return math.nan
-    return float(list(s[-1].activation_max.values())[-1])
-
-
 @dataclass(frozen=True)
 class ConditionResult:
     measure: str

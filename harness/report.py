@@ -22,9 +22,17 @@ from .metrics import Rate, confusion, detector_metrics, per_cause_recall, severi
 from .score import ScoreRow
 from .store import atomic_write_text, digest
 
-__all__ = ["Table", "fingerprint_for", "build_tables", "write_tables", "FORMATS"]
+__all__ = ["Table", "fingerprint_for", "build_tables", "write_tables", "FORMATS", "TIMING_HEADERS", "comparable"]
 
 FORMATS = ("md", "tex", "csv", "json")
+# Columns that measure this machine's speed, not the benchmark's outcome: never compared.
+TIMING_HEADERS = frozenset({"ms/run"})
+
+
+def comparable(headers: list[str], rows: list[list]) -> list[list]:
+    """Rows without their timing columns, for comparing two results files."""
+    keep = [i for i, h in enumerate(headers) if h not in TIMING_HEADERS]
+    return [[r[i] for i in keep] for r in rows]
 
 
 @dataclass

@@ -28,7 +28,7 @@ def compare_rows(old: list, new: list) -> list[str]:
 def cmd_reproduce(args) -> int:
     from .case import load_corpus
     from .cli import _oracle_summary, _run
-    from .report import build_tables, fingerprint_for
+    from .report import build_tables, comparable, fingerprint_for
     from .score import score_runs
 
     from detectors.loading import select
@@ -56,9 +56,9 @@ def cmd_reproduce(args) -> int:
             print(f"note: {k} differs: {fp[k]} -> {new_fp[k]} (numbers may legitimately differ)")
     new = next(t for t in build_tables(rows, results) if t.name == table)
     new_rows = json.loads(json.dumps(new.rows))
-    diffs = compare_rows(doc["rows"], new_rows)
+    diffs = compare_rows(comparable(doc["headers"], doc["rows"]), comparable(new.headers, new_rows))
     if not diffs:
-        print(f"identical: {len(new_rows)} rows of '{table}' reproduced exactly")
+        print(f"identical: {len(new_rows)} rows of '{table}' reproduced exactly (timing columns not compared)")
         return 0
     print(f"DIFFERENT: {len(diffs)} of {len(new_rows)} rows of '{table}' differ")
     for d in diffs:

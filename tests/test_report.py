@@ -1,0 +1,95 @@
+"""Citable output: every table in four formats with its fingerprint; LaTeX that compiles;
+rescoring from the cache gives the bench's numbers; reproduce says 'identical'."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from .conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+TABLES = ("leaderboard", "matrix", "per_cause", "confusion", "severity", "invalid")
+CASES = ["--case", "lr-divergence", "--case", "ragged-generator"]
+
+
+@pytest.fixture(scope="module")
+def scored(corpus_results, results_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    r = run_cli("score", "--results", str(results_dir), "--out", str(out), *CASES)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out, r.stdout
+
+
+def test_every_table_in_every_format_with_fingerprint(scored):
+    out, _ = scored
+    for t in TABLES:
+        doc = json.loads((out / f"{t}.json").read_text())
+        fp = doc["fingerprint"]
+        for key in ("trainwreck", "tensorflow", "keras", "numpy", "backend", "device", "corpus_hash", "date",
+                    "command", "seeds", "detectors"):
+            assert fp[key] not in (None, ""), (t, key)
+        assert fp["command"].startswith("trainwreck score")
+        assert fp["corpus_hash"] in (out / f"{t}.md").read_text()
+        assert fp["corpus_hash"] in (out / f"{t}.tex").read_text()
+        lines = (out / f"{t}.csv").read_text().splitlines()
+        assert lines[0].startswith("# ") and any(fp["corpus_hash"] in ln for ln in lines if ln.startswith("#"))
+        body = [ln for ln in lines if not ln.startswith("#")]
+        assert list(csv.reader(body))[0] == doc["headers"]
+    plots = sorted(p.stem for p in (out / "plots").glob("*.png"))
+    assert plots == ["lr-divergence", "ragged-generator"]
+    assert (out / "plots" / "lr-divergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_latex_is_booktabs_and_compiles(scored, tmp_path):
+    out, _ = scored
+    tex = (out / "leaderboard.tex").read_text()
+    body = [ln for ln in tex.splitlines() if not ln.startswith("%")]
+    assert body[0].startswith("\\begin{tabular}") and body[-1] == "\\end{tabular}"
+    assert [ln for ln in body if ln in ("\\toprule", "\\midrule", "\\bottomrule")] == \
+        ["\\toprule", "\\midrule", "\\bottomrule"]
+    n_cols = len(json.loads((out / "leaderboard.json").read_text())["headers"])
+    for ln in body[2:-2]:
+        if ln.endswith("\\\\"):
+            assert len(re.split(r"(?<!\\)&", ln)) == n_cols, ln
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex not installed; structure checked only")
+    doc = tmp_path / "doc.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage[utf8]{inputenc}\n\\usepackage{booktabs}\n"
+                   "\\usepackage{textcomp}\n\\begin{document}\n"
+                   + "".join(f"\\input{{{out / t}.tex}}\n\n" for t in TABLES) + "\\end{document}\n")
+    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:]
+
+
+def test_rescoring_matches_and_is_fast(scored, results_dir, tmp_path):
+    out, stdout = scored
+    m = re.search(r"rescored from cache in ([\d.]+)s", stdout)
+    assert m, stdout
+    again = tmp_path / "again"
+    r = run_cli("score", "--results", str(results_dir), "--out", str(again), *CASES, "--no-plots")
+    assert r.returncode == 0
+    from harness.report import comparable
+
+    a = json.loads((out / "leaderboard.json").read_text())
+    b = json.loads((again / "leaderboard.json").read_text())
+    assert comparable(a["headers"], a["rows"]) == comparable(b["headers"], b["rows"])
+    for t in ("matrix", "per_cause", "confusion"):
+        assert json.loads((out / f"{t}.json").read_text())["rows"] == json.loads((again / f"{t}.json").read_text())["rows"]
+
+
+def test_reproduce_reports_identical(results_dir, corpus_results, tmp_path):
+    out = tmp_path / "one"
+    r = run_cli("score", "--results", str(results_dir), "--out", str(out), "--case", "lr-divergence",
+                "--seeds", "0", "-d", "autotrainer", "-d", "nan-guard", "--no-plots", "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = run_cli("reproduce", str(out / "leaderboard.json"), "--results", str(tmp_path / "scratch"), "-q")
+    assert rep.returncode == 0, rep.stdout + rep.stderr
+    assert "identical" in rep.stdout
