@@ -9,14 +9,14 @@ split is only ever seen by the oracle, never by a detector.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .registry import Registry
+from .registry import Component, Registry
 
-__all__ = ["Data", "DATASETS", "DatasetEntry", "load_dataset"]
+__all__ = ["Data", "DATASETS", "load_dataset"]
 
 Task = Literal["binary", "multiclass", "regression"]
 
@@ -44,21 +44,7 @@ class Params(BaseModel):
     shuffle_split: bool = Field(True, description="shuffle before splitting; false keeps the generator's order")
 
 
-@dataclass(frozen=True)
-class DatasetEntry:
-    params: type[BaseModel]
-    build: Callable[[BaseModel, int], Data]
-    doc: str
-
-
-DATASETS: Registry[DatasetEntry] = Registry("dataset")
-
-
-def _dataset(name: str, params: type[BaseModel]):
-    def deco(fn):
-        DATASETS.register(name)(DatasetEntry(params, fn, (fn.__doc__ or "").strip().splitlines()[0]))
-        return fn
-    return deco
+DATASETS: Registry[Component] = Registry("dataset")
 
 
 def _split(x: np.ndarray, y: np.ndarray, p: Params, seed: int, task: Task, n_classes: int) -> Data:
@@ -81,7 +67,7 @@ class ClassificationParams(Params):
     sort_by_label: bool = Field(False, description="order rows by label before an unshuffled split")
 
 
-@_dataset("tabular_classification", ClassificationParams)
+@DATASETS.component("tabular_classification", ClassificationParams)
 def tabular_classification(p: ClassificationParams, seed: int) -> Data:
     """Gaussian-cluster classification from sklearn.datasets.make_classification."""
     from sklearn.datasets import make_classification
@@ -103,7 +89,7 @@ class RegressionParams(Params):
     target_scale: float = Field(1.0, gt=0, le=1e6, description="multiplies the target")
 
 
-@_dataset("tabular_regression", RegressionParams)
+@DATASETS.component("tabular_regression", RegressionParams)
 def tabular_regression(p: RegressionParams, seed: int) -> Data:
     """Linear-plus-noise regression from sklearn.datasets.make_regression, target standardised."""
     from sklearn.datasets import make_regression
@@ -143,7 +129,7 @@ for _name, _loader, _doc in [
     ("wine", "load_wine", "Wine recognition, shipped with scikit-learn (178 rows, 3 classes, raw scales)."),
     ("iris", "load_iris", "Iris, shipped with scikit-learn (150 rows, 3 classes)."),
 ]:
-    DATASETS.register(_name)(DatasetEntry(ShippedParams, (lambda ln: lambda p, s: _shipped(ln, p, s))(_loader), _doc))
+    DATASETS.register(_name)(Component(ShippedParams, (lambda ln: lambda p, s: _shipped(ln, p, s))(_loader), _doc))
 
 
 class SequenceParams(Params):
@@ -154,7 +140,7 @@ class SequenceParams(Params):
     signal_noise: float = Field(0.1, ge=0, le=10, description="std of the noise on the signal value (larger overlaps the classes)")
 
 
-@_dataset("sequence_memory", SequenceParams)
+@DATASETS.component("sequence_memory", SequenceParams)
 def sequence_memory(p: SequenceParams, seed: int) -> Data:
     """Binary label carried only by one early time step, the rest noise: needs long-range memory."""
     rng = np.random.default_rng(seed)
@@ -170,4 +156,4 @@ def sequence_memory(p: SequenceParams, seed: int) -> Data:
 
 def load_dataset(name: str, params: dict, seed: int) -> Data:
     entry = DATASETS.get(name)
-    return entry.build(entry.params(**params), seed)
+    return entry.fn(entry.params(**params), seed)

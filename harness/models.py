@@ -7,14 +7,13 @@ is built, inside a worker process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .registry import Registry
+from .registry import Component, Registry
 
-__all__ = ["MODELS", "ModelEntry", "build_model", "output_spec"]
+__all__ = ["MODELS", "build_model", "output_spec"]
 
 Activation = Literal["relu", "tanh", "sigmoid", "linear", "elu", "selu", "softmax", "softplus", "leaky_relu", "gelu"]
 Initializer = Literal["glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "zeros", "ones",
@@ -31,21 +30,7 @@ class Params(BaseModel):
     trainable: bool = Field(True, description="false freezes every hidden layer")
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    params: type[BaseModel]
-    build: Callable  # (params, input_shape, task, n_classes) -> keras.Model
-    doc: str
-
-
-MODELS: Registry[ModelEntry] = Registry("model")
-
-
-def _model(name: str, params: type[BaseModel]):
-    def deco(fn):
-        MODELS.register(name)(ModelEntry(params, fn, (fn.__doc__ or "").strip().splitlines()[0]))
-        return fn
-    return deco
+MODELS: Registry[Component] = Registry("model")
 
 
 def output_spec(p: Params, task: str, n_classes: int) -> tuple[int, str]:
@@ -80,7 +65,7 @@ class MLPParams(Params):
     batch_norm: bool = False
 
 
-@_model("mlp", MLPParams)
+@MODELS.component("mlp", MLPParams)
 def mlp(p: MLPParams, input_shape: tuple, task: str, n_classes: int):
     """A dense network: Flatten, hidden Dense layers, task head."""
     import keras
@@ -113,7 +98,7 @@ class RNNParams(Params):
     recurrent_initializer: Initializer = "orthogonal"
 
 
-@_model("rnn_stack", RNNParams)
+@MODELS.component("rnn_stack", RNNParams)
 def rnn_stack(p: RNNParams, input_shape: tuple, task: str, n_classes: int):
     """A stack of recurrent layers (LSTM, GRU or SimpleRNN), last one returning its final state."""
     import keras
@@ -140,7 +125,7 @@ class CNNParams(Params):
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
-@_model("cnn", CNNParams)
+@MODELS.component("cnn", CNNParams)
 def cnn(p: CNNParams, input_shape: tuple, task: str, n_classes: int):
     """A small convolutional network for (H, W, C) inputs such as 8x8 digits."""
     import keras
@@ -160,4 +145,4 @@ def cnn(p: CNNParams, input_shape: tuple, task: str, n_classes: int):
 
 def build_model(name: str, params: dict, input_shape: tuple, task: str, n_classes: int):
     entry = MODELS.get(name)
-    return entry.build(entry.params(**params), input_shape, task, n_classes)
+    return entry.fn(entry.params(**params), input_shape, task, n_classes)

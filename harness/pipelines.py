@@ -10,14 +10,14 @@ can record them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .registry import Registry
+from .registry import Component, Registry
 
-__all__ = ["PIPELINES", "PipelineEntry", "FitInput", "make_fit_input"]
+__all__ = ["PIPELINES", "FitInput", "make_fit_input"]
 
 
 class Params(BaseModel):
@@ -33,24 +33,10 @@ class FitInput:
     shapes_seen: list | None = None  # None: shapes are known from the arrays
 
 
-@dataclass(frozen=True)
-class PipelineEntry:
-    params: type[BaseModel]
-    make: Callable[[np.ndarray, np.ndarray, int, BaseModel, int], FitInput]
-    doc: str
+PIPELINES: Registry[Component] = Registry("pipeline")
 
 
-PIPELINES: Registry[PipelineEntry] = Registry("pipeline")
-
-
-def _pipeline(name: str, params: type[BaseModel] = Params):
-    def deco(fn):
-        PIPELINES.register(name)(PipelineEntry(params, fn, (fn.__doc__ or "").strip().splitlines()[0]))
-        return fn
-    return deco
-
-
-@_pipeline("arrays")
+@PIPELINES.component("arrays", Params)
 def arrays(x, y, batch_size, p, seed) -> FitInput:
     """NumPy arrays straight into model.fit (Keras batches and shuffles)."""
     return FitInput(x, y, {"batch_size": batch_size})
@@ -86,7 +72,7 @@ def _sequence(x, y, batch_size, p: BatchParams, shapes: list):
     return Batches()
 
 
-@_pipeline("pydataset", BatchParams)
+@PIPELINES.component("pydataset", BatchParams)
 def pydataset(x, y, batch_size, p: BatchParams, seed) -> FitInput:
     """A keras.utils.PyDataset serving fixed batches in order; may serve a malformed batch or lie about its length."""
     shapes: list = []
@@ -98,7 +84,7 @@ class GeneratorParams(Params):
     steps_per_epoch: int = Field(0, ge=0, le=10_000, description="0: the number of batches in one pass")
 
 
-@_pipeline("generator", GeneratorParams)
+@PIPELINES.component("generator", GeneratorParams)
 def generator(x, y, batch_size, p: GeneratorParams, seed) -> FitInput:
     """A Python generator of batches with an explicit steps_per_epoch (Keras cannot know its length)."""
     shapes: list = []
@@ -118,4 +104,4 @@ def generator(x, y, batch_size, p: GeneratorParams, seed) -> FitInput:
 
 def make_fit_input(name: str, params: dict, x, y, batch_size: int, seed: int) -> FitInput:
     entry = PIPELINES.get(name)
-    return entry.make(x, y, batch_size, entry.params(**params), seed)
+    return entry.fn(x, y, batch_size, entry.params(**params), seed)

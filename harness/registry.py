@@ -10,9 +10,10 @@ and suggests the closest one.
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, TypeVar
 
-__all__ = ["Registry", "UnknownName", "suggest"]
+__all__ = ["Registry", "UnknownName", "suggest", "Component"]
 
 T = TypeVar("T")
 
@@ -32,6 +33,14 @@ class UnknownName(KeyError):
         return self.args[0]
 
 
+@dataclass(frozen=True)
+class Component:
+    """A named building block: its parameter schema (a pydantic model), its function, one line of doc."""
+    params: Any
+    fn: Callable
+    doc: str
+
+
 class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
@@ -43,6 +52,13 @@ class Registry(Generic[T]):
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
             self._items[name] = obj
             return obj
+        return deco
+
+    def component(self, name: str, params) -> Callable[[Callable], Callable]:
+        """Decorator: register fn as a Component with this parameter schema."""
+        def deco(fn: Callable) -> Callable:
+            self.register(name)(Component(params, fn, (fn.__doc__ or "").strip().splitlines()[0]))
+            return fn
         return deco
 
     def get(self, name: str) -> T:

@@ -13,11 +13,11 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 from tabulate import tabulate
 
+from .run import package_version
 from .metrics import Rate, confusion, detector_metrics, per_cause_recall, severity_onsets
 from .score import ScoreRow
 from .store import atomic_write_text, digest
@@ -45,13 +45,6 @@ class Table:
     data: dict | list | None = None   # machine-readable twin for JSON
 
 
-def _trainwreck_version() -> str:
-    try:
-        return metadata.version("trainwreck")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def fingerprint_for(results, detectors, command: str) -> dict:
     envs = [r.record.environment for r in results if r.record.environment.tensorflow]
     env = envs[0] if envs else None
@@ -59,7 +52,7 @@ def fingerprint_for(results, detectors, command: str) -> dict:
     from .case import case_hash
 
     return {
-        "trainwreck": _trainwreck_version(),
+        "trainwreck": package_version("trainwreck") or "unknown",
         "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "python": env.python if env else "", "tensorflow": env.tensorflow if env else "",
         "keras": env.keras if env else "", "numpy": env.numpy if env else "", "sklearn": env.sklearn if env else "",

@@ -23,7 +23,7 @@ from .record import RunRecord
 from .store import CorruptRecord, RunStore, digest
 
 __all__ = ["RunSpec", "RunResult", "plan", "execute", "fingerprint", "resolve_device", "TRACE_VERSION",
-           "default_jobs", "Progress"]
+           "default_jobs", "Progress", "package_version"]
 
 TRACE_VERSION = 3  # bump when the worker's record content changes, to invalidate caches
 # One TensorFlow thread per worker: N workers never oversubscribe N cores, and the
@@ -31,13 +31,14 @@ TRACE_VERSION = 3  # bump when the worker's record content changes, to invalidat
 WORKER_THREADS = 1
 
 
-def _version(*dists: str) -> str:
+def package_version(*dists: str) -> str:
+    """The installed version of the first of these distributions present, or ''."""
     for d in dists:
         try:
             return metadata.version(d)
         except metadata.PackageNotFoundError:
             continue
-    return "absent"
+    return ""
 
 
 def resolve_device(device: str) -> str:
@@ -52,8 +53,8 @@ def resolve_device(device: str) -> str:
 def fingerprint(backend: str, device: str) -> dict:
     """What besides the task and seed determines a run's result."""
     return {"python": platform.python_version(),
-            "tensorflow": _version("tensorflow", "tensorflow-cpu"), "keras": _version("keras"),
-            "numpy": _version("numpy"), "sklearn": _version("scikit-learn"),
+            "tensorflow": package_version("tensorflow", "tensorflow-cpu"), "keras": package_version("keras"),
+            "numpy": package_version("numpy"), "sklearn": package_version("scikit-learn"),
             "backend": backend, "device": device, "trace_version": TRACE_VERSION, "threads": WORKER_THREADS}
 
 

@@ -14,7 +14,6 @@ import math
 import platform
 import time
 import traceback
-from importlib import metadata
 
 import numpy as np
 
@@ -24,20 +23,12 @@ from .models import MODELS, build_model, output_spec
 from .pipelines import make_fit_input
 from .profile import profile_data
 from .record import SCHEMA_VERSION
+from .run import package_version
 from .transforms import apply_transforms
 
 __all__ = ["run_task", "environment", "setup_worker"]
 
 _ENV: dict | None = None
-
-
-def _version(*dists: str) -> str:
-    for d in dists:
-        try:
-            return metadata.version(d)
-        except metadata.PackageNotFoundError:
-            continue
-    return ""
 
 
 def setup_worker(backend: str, device: str, threads: int) -> None:
@@ -71,7 +62,7 @@ def environment(backend: str, device: str) -> dict:
             details = tf.config.experimental.get_device_details(gpus[0])
             name = details.get("device_name", gpus[0].name)
         _ENV = {"python": platform.python_version(), "tensorflow": tf.__version__,
-                "keras": _version("keras"), "numpy": np.__version__, "sklearn": _version("scikit-learn"),
+                "keras": package_version("keras"), "numpy": np.__version__, "sklearn": package_version("scikit-learn"),
                 "backend": backend, "device": device, "device_name": name,
                 "platform": platform.platform()}
     return _ENV

@@ -9,37 +9,21 @@ the oracle can measure what the fault hides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .datasets import Data
-from .registry import Registry
+from .registry import Component, Registry
 
-__all__ = ["TRANSFORMS", "TransformEntry", "apply_transforms"]
+__all__ = ["TRANSFORMS", "apply_transforms"]
 
 
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-@dataclass(frozen=True)
-class TransformEntry:
-    params: type[BaseModel]
-    apply: Callable[[Data, BaseModel, int], Data]
-    doc: str
-
-
-TRANSFORMS: Registry[TransformEntry] = Registry("transform")
-
-
-def _transform(name: str, params: type[BaseModel] = Params):
-    def deco(fn):
-        TRANSFORMS.register(name)(TransformEntry(params, fn, (fn.__doc__ or "").strip().splitlines()[0]))
-        return fn
-    return deco
+TRANSFORMS: Registry[Component] = Registry("transform")
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -59,7 +43,7 @@ class ScaleParams(Params):
     offset: float = Field(0.0, ge=-1e6, le=1e6, description="added to every feature after scaling")
 
 
-@_transform("scale_features", ScaleParams)
+@TRANSFORMS.component("scale_features", ScaleParams)
 def scale_features(data: Data, p: ScaleParams, seed: int) -> Data:
     """Fault: multiply feature j by a factor log-spaced from 1 to 10**max_log10 (every split)."""
     n = _flat(data.x_train).shape[1]
@@ -68,7 +52,7 @@ def scale_features(data: Data, p: ScaleParams, seed: int) -> Data:
     return data.with_(x_train=f(data.x_train), x_val=f(data.x_val), x_test=f(data.x_test))
 
 
-@_transform("standard_scaler")
+@TRANSFORMS.component("standard_scaler", Params)
 def standard_scaler(data: Data, p: Params, seed: int) -> Data:
     """Fix: sklearn StandardScaler fitted on the training split only."""
     from sklearn.preprocessing import StandardScaler
@@ -76,7 +60,7 @@ def standard_scaler(data: Data, p: Params, seed: int) -> Data:
     return _fit_apply(data, StandardScaler)
 
 
-@_transform("minmax_scaler")
+@TRANSFORMS.component("minmax_scaler", Params)
 def minmax_scaler(data: Data, p: Params, seed: int) -> Data:
     """Fix: sklearn MinMaxScaler fitted on the training split only."""
     from sklearn.preprocessing import MinMaxScaler
@@ -89,7 +73,7 @@ class LeakRowsParams(Params):
     copies: int = Field(1, ge=1, le=10, description="how many times each leaked row is repeated")
 
 
-@_transform("leak_validation_rows", LeakRowsParams)
+@TRANSFORMS.component("leak_validation_rows", LeakRowsParams)
 def leak_validation_rows(data: Data, p: LeakRowsParams, seed: int) -> Data:
     """Fault: copy validation rows into the training split (train/evaluation overlap)."""
     rng = np.random.default_rng(seed)
@@ -105,7 +89,7 @@ class TargetFeatureParams(Params):
     noise: float = Field(0.05, ge=0, le=10, description="std of noise added to the leaked target")
 
 
-@_transform("add_target_feature", TargetFeatureParams)
+@TRANSFORMS.component("add_target_feature", TargetFeatureParams)
 def add_target_feature(data: Data, p: TargetFeatureParams, seed: int) -> Data:
     """Fault: append a feature computed from the target to train and validation.
 
@@ -128,7 +112,7 @@ class NanParams(Params):
     fraction: float = Field(0.05, gt=0, le=0.5, description="share of training cells set to NaN")
 
 
-@_transform("inject_nan", NanParams)
+@TRANSFORMS.component("inject_nan", NanParams)
 def inject_nan(data: Data, p: NanParams, seed: int) -> Data:
     """Fault: set a share of training and validation cells to NaN (missing values left in)."""
     rng = np.random.default_rng(seed)
@@ -140,7 +124,7 @@ def inject_nan(data: Data, p: NanParams, seed: int) -> Data:
     return data.with_(x_train=f(data.x_train), x_val=f(data.x_val), x_test=f(data.x_test))
 
 
-@_transform("impute_mean")
+@TRANSFORMS.component("impute_mean", Params)
 def impute_mean(data: Data, p: Params, seed: int) -> Data:
     """Fix: sklearn SimpleImputer(mean) fitted on the training split only."""
     from sklearn.impute import SimpleImputer
@@ -152,7 +136,7 @@ class FlipParams(Params):
     fraction: float = Field(0.4, gt=0, le=1.0, description="share of training labels replaced")
 
 
-@_transform("flip_labels", FlipParams)
+@TRANSFORMS.component("flip_labels", FlipParams)
 def flip_labels(data: Data, p: FlipParams, seed: int) -> Data:
     """Fault: replace a share of the training labels by a random other class."""
     rng = np.random.default_rng(seed)
@@ -166,7 +150,7 @@ class ResampleParams(Params):
     method: str = Field("random_over", pattern="^(random_over|smote|random_under)$")
 
 
-@_transform("resample", ResampleParams)
+@TRANSFORMS.component("resample", ResampleParams)
 def resample(data: Data, p: ResampleParams, seed: int) -> Data:
     """Fix: rebalance the training split with imbalanced-learn (RandomOverSampler, SMOTE, RandomUnderSampler)."""
     from imblearn.over_sampling import SMOTE, RandomOverSampler
@@ -178,7 +162,7 @@ def resample(data: Data, p: ResampleParams, seed: int) -> Data:
     return data.with_(x_train=x.astype("float32").reshape((len(x), *shape)), y_train=y)
 
 
-@_transform("one_hot_labels")
+@TRANSFORMS.component("one_hot_labels", Params)
 def one_hot_labels(data: Data, p: Params, seed: int) -> Data:
     """Encode every split's labels one-hot (for categorical_crossentropy)."""
     eye = np.eye(data.n_classes, dtype="float32")
@@ -189,7 +173,7 @@ class OffsetLabelsParams(Params):
     offset: int = Field(1, ge=-10, le=10, description="added to every class label (1 turns 0..k-1 into 1..k)")
 
 
-@_transform("offset_labels", OffsetLabelsParams)
+@TRANSFORMS.component("offset_labels", OffsetLabelsParams)
 def offset_labels(data: Data, p: OffsetLabelsParams, seed: int) -> Data:
     """Fault: shift every split's integer labels, e.g. classes numbered 1..k as exported from a spreadsheet."""
     f = lambda y: (y + p.offset).astype(y.dtype)  # noqa: E731
@@ -199,5 +183,5 @@ def offset_labels(data: Data, p: OffsetLabelsParams, seed: int) -> Data:
 def apply_transforms(data: Data, steps: list[tuple[str, dict]], seed: int) -> Data:
     for name, params in steps:
         entry = TRANSFORMS.get(name)
-        data = entry.apply(data, entry.params(**params), seed)
+        data = entry.fn(data, entry.params(**params), seed)
     return data

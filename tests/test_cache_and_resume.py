@@ -5,7 +5,6 @@ Real CLI, real worker processes, real training of a tiny case."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
