@@ -79,7 +79,8 @@ def _run(args, cases, log):
     t0 = time.monotonic()
     progress = Progress(len(specs), _progress_enabled(args))
     results = execute(specs, store, jobs=args.jobs, timeout=args.timeout, memory_limit_mb=args.memory_limit,
-                      backend=args.backend, device=device, progress=progress, log=log)
+                      backend=args.backend, device=device, progress=progress, log=log,
+                      executor=args.executor, ray_address=args.ray_address)
     distinct = {r.spec.key: r.source for r in results}
     trained = sum(1 for src in distinct.values() if src != "cached")
     log(f"{len(distinct)} runs: {len(distinct) - trained} reused from the cache, {trained} trained "
@@ -291,7 +292,11 @@ def _common(p: argparse.ArgumentParser, *, running: bool = False, scoring: bool 
         p.add_argument("--sweeps", action=argparse.BooleanOptionalAction, default=scoring,
                        help="also run the severity sweeps cases declare (default: on for bench)")
         p.add_argument("--timeout", type=float, default=300.0, help="seconds per run before it is killed")
-        p.add_argument("--memory-limit", type=int, default=6144, help="MiB per worker before the run is killed")
+        p.add_argument("--memory-limit", type=int, default=6144,
+                       help="MiB per worker before the run is killed (local executor)")
+        p.add_argument("--executor", default="local", choices=["local", "ray"],
+                       help="local worker processes, or Ray tasks (needs trainwreck[ray])")
+        p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
     if scoring:
         p.add_argument("--detector", "-d", action="append", help="only this detector (repeatable)")
         p.add_argument("--detector-spec", action="append", metavar="MODULE:CLASS",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["Job", "JobResult", "WorkerPool", "HANDLERS"]
+__all__ = ["Job", "JobResult", "WorkerPool", "HANDLERS", "resolve_handler"]
 
 # Handlers a worker may run, by name. A closed list: nothing a case file says
 # can make a worker import an arbitrary module.
@@ -49,6 +49,13 @@ class JobResult:
     worker_pid: int = 0
 
 
+def resolve_handler(handler: str) -> tuple[Callable, Callable]:
+    """(init, fn) of a handler named in the closed HANDLERS table."""
+    module, init_name, fn_name = HANDLERS[handler]
+    mod = importlib.import_module(module)
+    return getattr(mod, init_name), getattr(mod, fn_name)
+
+
 def _worker_main(conn, handler: str, init_args: tuple) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not os.environ.get("TRAINWRECK_WORKER_OUTPUT"):
@@ -56,14 +63,12 @@ def _worker_main(conn, handler: str, init_args: tuple) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-    module, init_name, fn_name = HANDLERS[handler]
-    mod = importlib.import_module(module)
+    init, fn = resolve_handler(handler)
     try:
-        state = getattr(mod, init_name)(*init_args)
+        state = init(*init_args)
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which decides
         conn.send(("init_error", f"{type(e).__name__}: {e}"))
         return
-    fn: Callable = getattr(mod, fn_name)
     conn.send(("ready", os.getpid()))
     while True:
         try:

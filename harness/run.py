@@ -23,7 +23,7 @@ from .record import RunRecord
 from .store import CorruptRecord, RunStore, digest
 
 __all__ = ["RunSpec", "RunResult", "plan", "execute", "fingerprint", "resolve_device", "TRACE_VERSION",
-           "default_jobs", "Progress", "package_version"]
+           "default_jobs", "Progress", "package_version", "make_pool"]
 
 TRACE_VERSION = 3  # bump when the worker's record content changes, to invalidate caches
 # One TensorFlow thread per worker: N workers never oversubscribe N cores, and the
@@ -140,9 +140,22 @@ class Progress:
               f"ETA {int(eta) // 60}m{int(eta) % 60:02d}s", file=sys.stderr, flush=True)
 
 
+def make_pool(executor: str, handler: str, init_args: tuple, n: int, memory_limit_mb: int = 0,
+              ray_address: str | None = None):
+    """The local supervised WorkerPool, or the same interface over Ray tasks."""
+    if executor == "ray":
+        from .ray_executor import RayPool
+
+        return RayPool(handler, init_args, n=n, address=ray_address, memory_limit_mb=memory_limit_mb)
+    if executor != "local":
+        raise ValueError(f"unknown executor {executor!r}; valid: local, ray")
+    return WorkerPool(handler, init_args, n=n, memory_limit_mb=memory_limit_mb)
+
+
 def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: float = 300.0,
             memory_limit_mb: int = 4096, backend: str = "tensorflow", device: str = "cpu",
-            progress: Progress | None = None, log=print) -> list[RunResult]:
+            progress: Progress | None = None, log=print, executor: str = "local",
+            ray_address: str | None = None) -> list[RunResult]:
     """One result per spec, training only what the cache lacks (each distinct key once).
 
     Raises KeyboardInterrupt after the workers are stopped; every record written before then is whole.
@@ -166,8 +179,8 @@ def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: fl
             progress.step(spec.label, "cached", False)
 
     if todo:
-        with WorkerPool("train", (backend, device, WORKER_THREADS), n=min(jobs, len(todo)),
-                        memory_limit_mb=memory_limit_mb) as pool:
+        with make_pool(executor, "train", (backend, device, WORKER_THREADS), min(jobs, len(todo)),
+                       memory_limit_mb, ray_address) as pool:
             job_list = [Job(s.key, {"task": s.task, "seed": s.seed, "key": s.key}, timeout) for s in todo.values()]
             for res in pool.run(job_list):
                 spec = todo[res.job.key]
