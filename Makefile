@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 ARGS   ?=
 
-.PHONY: help setup bench test test-fast validate schema perf clean distclean setup-gpu
+.PHONY: help setup bench bench-jax test test-fast validate schema perf clean distclean setup-gpu
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -14,7 +14,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[test,ray,jax]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -22,6 +22,11 @@ setup: $(STAMP)  ## create .venv and install trainwreck with its test extras
 
 bench: $(STAMP)  ## run the corpus, score every detector, write results/ (resumes from the cache)
 	$(BIN)/trainwreck bench --progress --jobs $(JOBS) $(ARGS)
+
+bench-jax: $(STAMP)  ## the corpus on Keras's JAX backend (results/jax/), then the cross-backend table
+	$(BIN)/trainwreck bench --backend jax --progress --jobs $(JOBS) --out results/jax $(ARGS)
+	$(BIN)/trainwreck run --progress --jobs $(JOBS) -q $(ARGS)
+	$(BIN)/trainwreck backends --backends tensorflow,jax $(ARGS)
 
 test: $(STAMP)  ## the whole suite, corpus oracles included (what CI runs)
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -281,7 +281,8 @@ def _common(p: argparse.ArgumentParser, *, running: bool = False, scoring: bool 
     p.add_argument("--case", action="append", help="only this case id (repeatable)")
     p.add_argument("--family", action="append", help="only cases of this family (repeatable)")
     p.add_argument("--seeds", help="only these seeds, e.g. 0,1")
-    p.add_argument("--backend", default="tensorflow", choices=["tensorflow"], help="Keras backend")
+    p.add_argument("--backend", default="tensorflow", choices=["tensorflow", "jax"],
+                   help="Keras backend (jax needs `make setup-jax`)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
                    help="auto uses a GPU when one is present (default: auto)")
     from .run import default_jobs

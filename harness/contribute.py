@@ -90,3 +90,6 @@ def add_commands(sub, common) -> None:
     from .reproduce import add_command
     add_command(sub, common)
 
+    from .backends import add_command as add_backends
+    add_backends(sub, common)
+

@@ -153,6 +153,7 @@ class Environment:
     keras: str = ""
     numpy: str = ""
     sklearn: str = ""
+    jax: str = ""                    # set when the backend is jax
     backend: str = ""
     device: str = ""
     device_name: str = ""

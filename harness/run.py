@@ -55,6 +55,7 @@ def fingerprint(backend: str, device: str) -> dict:
     return {"python": platform.python_version(),
             "tensorflow": package_version("tensorflow", "tensorflow-cpu"), "keras": package_version("keras"),
             "numpy": package_version("numpy"), "sklearn": package_version("scikit-learn"),
+            **({"jax": package_version("jax"), "jaxlib": package_version("jaxlib")} if backend == "jax" else {}),
             "backend": backend, "device": device, "trace_version": TRACE_VERSION, "threads": WORKER_THREADS}
 
 

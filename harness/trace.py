@@ -16,7 +16,7 @@ from collections import Counter
 
 import numpy as np
 
-__all__ = ["TraceCallback", "PROBE_SIZE"]
+__all__ = ["TraceCallback", "PROBE_SIZE", "probe_gradients"]
 
 PROBE_SIZE = 64
 # DeepDiagnosis calls a sigmoid/tanh unit saturated when its input |x| >= 5. The
@@ -28,6 +28,41 @@ SIGMOID_M5 = float(1 / (1 + np.exp(5.0)))
 
 def _f(v) -> float:
     return float(v) if v is not None else math.nan
+
+
+def probe_gradients(model, x, y) -> tuple[float, list]:
+    """The loss on (x, y) and its gradient for each trainable variable, on the active backend.
+
+    The same quantity on every backend: the compiled loss (plus regularisers) in inference mode,
+    differentiated with the backend's own autodiff.
+    """
+    import keras
+
+    variables = list(model.trainable_variables)
+    backend = keras.backend.backend()
+    if not variables:
+        return float(model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False)), []
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False)
+        grads = tape.gradient(loss, variables)
+    elif backend == "jax":
+        import jax
+
+        ntv = [v.value for v in model.non_trainable_variables]
+        mv = [v.value for v in model.metrics_variables]
+
+        def f(tv):
+            y_pred, _ = model.stateless_call(tv, ntv, x, training=False)
+            value, _ = model.stateless_compute_loss(tv, ntv, mv, x=x, y=y, y_pred=y_pred, training=False)
+            return value
+
+        loss, grads = jax.value_and_grad(f)([v.value for v in variables])
+    else:
+        raise NotImplementedError(f"gradient probe for the {backend} backend")
+    return float(loss), [None if g is None else np.asarray(g) for g in grads]
 
 
 def _make_callback_base():
@@ -109,8 +144,6 @@ class TraceCallback(_make_callback_base()):  # type: ignore[misc]
             return self._probe_stats()
 
     def _probe_stats(self) -> dict:
-        import tensorflow as tf
-
         kernels = self._kernels()
         out = {k: {} for k in ("weight_norms", "weight_mean", "weight_var", "update_ratios", "grad_norms",
                                "grad_mean", "grad_mean_abs",
@@ -132,13 +165,10 @@ class TraceCallback(_make_callback_base()):  # type: ignore[misc]
         layers = self._weighted_layers()
         variables = list(self.model.trainable_variables)
         kernel_ids = {id(l.weights[0]): l.name for l in layers}
-        with tf.GradientTape() as tape:
-            y_pred = self.model(self.x_probe, training=False)
-            loss = self.model.compute_loss(x=self.x_probe, y=self.y_probe, y_pred=y_pred, training=False)
-        grads = tape.gradient(loss, variables) if variables else []
+        loss, grads = probe_gradients(self.model, self.x_probe, self.y_probe)
         zeros = total = 0
         for v, g in zip(variables, grads):
-            g = np.zeros(v.shape) if g is None else np.asarray(g)
+            g = np.zeros(v.shape) if g is None else g
             zeros, total = zeros + int(np.sum(g == 0)), total + g.size
             grads_bad |= not np.all(np.isfinite(g))
             name = kernel_ids.get(id(v))
@@ -174,5 +204,5 @@ class TraceCallback(_make_callback_base()):  # type: ignore[misc]
                     out["activation_max"][l.name] = float(np.max(a))
         out["weights_nonfinite"] = bool(weights_bad)
         out["grads_nonfinite"] = bool(grads_bad)
-        out["nonfinite"] = bool(weights_bad or grads_bad or not math.isfinite(float(loss)))
+        out["nonfinite"] = bool(weights_bad or grads_bad or not math.isfinite(loss))
         return out

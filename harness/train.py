@@ -39,16 +39,29 @@ def setup_worker(backend: str, device: str, threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-    import tensorflow as tf
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    if backend == "jax":
+        os.environ["XLA_FLAGS"] = (f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+                                   f"intra_op_parallelism_threads={threads}")
+    import tensorflow as tf  # also the data pipeline of PyDataset/generators on every backend
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     tf.get_logger().setLevel("ERROR")
-    gpus = tf.config.list_physical_devices("GPU")
-    if device == "gpu" and not gpus:
-        raise RuntimeError("--device gpu was requested but TensorFlow sees no GPU")
-    import keras  # noqa: F401
+    if device == "gpu" and not _gpus(backend):
+        raise RuntimeError(f"--device gpu was requested but the {backend} backend sees no GPU")
+    import keras
     keras.utils.disable_interactive_logging()
+
+
+def _gpus(backend: str) -> list[str]:
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform == "gpu"]
+    import tensorflow as tf
+
+    return [g.name for g in tf.config.list_physical_devices("GPU")]
 
 
 def environment(backend: str, device: str) -> dict:
@@ -56,13 +69,15 @@ def environment(backend: str, device: str) -> dict:
     if _ENV is None:
         import tensorflow as tf
 
-        gpus = tf.config.list_physical_devices("GPU")
         name = platform.processor() or platform.machine()
-        if device == "gpu" and gpus:
-            details = tf.config.experimental.get_device_details(gpus[0])
-            name = details.get("device_name", gpus[0].name)
+        if device == "gpu" and backend == "tensorflow" and tf.config.list_physical_devices("GPU"):
+            gpu = tf.config.list_physical_devices("GPU")[0]
+            name = tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+        elif device == "gpu" and _gpus(backend):
+            name = _gpus(backend)[0]
         _ENV = {"python": platform.python_version(), "tensorflow": tf.__version__,
                 "keras": package_version("keras"), "numpy": np.__version__, "sklearn": package_version("scikit-learn"),
+                "jax": package_version("jax") if backend == "jax" else "",
                 "backend": backend, "device": device, "device_name": name,
                 "platform": platform.platform()}
     return _ENV
@@ -134,7 +149,8 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str) ->
     task = Task.model_validate(task_dict)
     keras.backend.clear_session(free_memory=True)
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if keras.backend.backend() == "tensorflow":
+        tf.config.experimental.enable_op_determinism()
     t0 = time.perf_counter()
 
     data = load_dataset(task.dataset.name, task.dataset.params, seed)
