@@ -48,8 +48,8 @@ setup-gpu: $(STAMP)  ## swap the CPU build of TensorFlow for the CUDA one (needs
 	$(BIN)/python -m pip uninstall -y tensorflow-cpu
 	$(BIN)/python -m pip install "tensorflow[and-cuda]>=2.16,<2.22"
 
-clean:  ## remove generated results (keeps the committed reference tables' sources)
-	rm -rf results/runs results/plots .pytest_cache .hypothesis
+clean:  ## remove the run cache and test caches (the committed reference tables stay)
+	rm -rf results/runs .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean  ## also remove the virtual environment
