@@ -22,27 +22,28 @@ provenance: >
   Where this failure comes from: the public bug report, Q&A thread or paper taxonomy it
   reproduces (give a URL or citation), or "seed scenario" with a sentence of why it matters.
 cause: lr_too_high             # one term of harness/taxonomy.py; `healthy` for a false-alarm trap
-symptoms: [divergence]         # what the broken run shows (taxonomy symptoms)
+symptoms: [nan_loss, divergence]  # what the broken run shows (taxonomy symptoms)
 seeds: [0, 1, 2]               # at least 3; every oracle must hold on each
 
 base:                          # the shared task; broken and fixed override parts of it
-  dataset: {{name: tabular_classification, params: {{n_samples: 1500, n_features: 20}}}}
+  dataset: {{name: tabular_regression, params: {{n_samples: 1500, n_features: 10, noise: 10, target_scale: 5}}}}
   transforms: [{{name: standard_scaler}}]
-  model: {{name: mlp, params: {{hidden: [32, 32]}}}}
-  compile: {{optimizer: sgd, learning_rate: 0.01, loss: binary_crossentropy}}
+  model: {{name: mlp, params: {{hidden: [64, 64, 64]}}}}
+  compile: {{optimizer: sgd, learning_rate: 0.01, loss: mse, metrics: [mae]}}
   fit: {{epochs: 15, batch_size: 32}}
 
 broken:                        # the fault: merged into base (mappings merge, lists replace)
-  compile: {{learning_rate: 5.0}}
+  compile: {{learning_rate: 0.1}}
 
 fixed:                         # the minimal fix
   compile: {{learning_rate: 0.01}}
 
 oracle:                        # measured proof; `trainwreck ls measures` lists the measures
   broken:
-    - {{measure: loss_ratio, min: 1.5}}
+    - {{measure: loss_nonfinite, min: 1}}
   fixed:
-    - {{measure: best, key: val_accuracy, min: 0.8}}
+    - {{measure: loss_nonfinite, max: 0}}
+    - {{measure: best, key: val_mae, max: 1.0}}
 """
 
 

@@ -52,3 +52,20 @@ def test_new_case_then_validate(tmp_path):
     assert v.returncode == 0, v.stderr
     again = run_cli("new-case", "optimization/my-new-case", "--cases", str(tmp_path))
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+@pytest.mark.slow
+def test_new_case_check_case_round_trip(tmp_path, corpus_results, results_dir):
+    """The template `new-case` writes is a working case: check-case trains it and every oracle holds;
+    break its fault and check-case says which oracle fails, with the measured numbers, and exits 1."""
+    r = run_cli("new-case", "optimization/my-first-case", "--cases", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "optimization" / "my-first-case.yaml"
+    ok = run_cli("check-case", str(path), "--results", str(results_dir), "-q")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count("oracle holds") == 6 and "loss_nonfinite = 1" in ok.stdout
+
+    path.write_text(path.read_text().replace("compile: {learning_rate: 0.1}", "compile: {learning_rate: 0.02}"))
+    bad = run_cli("check-case", str(path), "--results", str(results_dir), "-q")
+    assert bad.returncode == 1
+    assert "ORACLE FAILS my-first-case broken" in bad.stdout and "loss_nonfinite = 0 [>= 1] FAILS" in bad.stdout
