@@ -5,7 +5,10 @@ Prints, measured in one run on this machine:
       data and seed, one case per family (fixed variant), each timed after a warm-up fit;
   (b) cold corpus time with --jobs 1 and --jobs 2 over the founding cases, and the speed-up;
   (c) warm rescoring time for every detector over those runs;
-  (d) peak resident memory of a training worker.
+  (d) peak resident memory of a training worker;
+  (e) the founding cases cold on each installed Keras backend (--jobs 2), and the median
+      training time of one run there.
+`python benchmarks/perf.py --only e` runs one part (a, bcd or e).
 Targets (goals, not assertions): overhead <= 1.10x, speed-up >= 1.7x, rescoring <= 5 s.
 """
 
@@ -77,8 +80,44 @@ def overhead() -> list[tuple[str, str, float, float]]:
     return out
 
 
+def backends() -> list[tuple[str, float, float, int]]:
+    """(backend, whole-command seconds, median run seconds, oracles held) for the founding cases, cold."""
+    import importlib.util
+    import statistics
+
+    from harness.run import BACKENDS
+
+    cases = [a for c in FOUNDING for a in ("--case", c)]
+    out = []
+    for b, (dist, _) in BACKENDS.items():
+        if importlib.util.find_spec(dist) is None:
+            continue
+        with tempfile.TemporaryDirectory(prefix="trainwreck-perf-") as d:
+            secs, _ = _cli("run", *cases, "--results", d, "--backend", b, "--jobs", "2", "-q")
+            docs = [json.loads(p.read_text()) for p in Path(d, "runs").glob("*.json")]
+        runs = [doc["record"]["outcome"]["wall_seconds"] for doc in docs]
+        out.append((b, secs, statistics.median(runs), len(docs)))
+    return out
+
+
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", choices=["a", "bcd", "e"], help="run one part only")
+    only = ap.parse_args().only
     print(f"machine: {os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}")
+    if only in (None, "a"):
+        part_a()
+    if only in (None, "bcd"):
+        part_bcd()
+    if only in (None, "e"):
+        print(f"\n(e) cold run of the {len(FOUNDING)} founding cases per Keras backend (--jobs 2, whole command)")
+        for b, secs, median, n in backends():
+            print(f"    {b:<10} {secs:6.1f}s for {n} runs   median run {median:5.2f}s")
+
+
+def part_a() -> None:
     print("\n(a) tracing overhead (fit with trace callback / bare fit, best of 2 after a warm-up)")
     rows = overhead()
     for family, cid, bare, traced in rows:
@@ -86,6 +125,8 @@ def main() -> None:
     total_b, total_t = sum(r[2] for r in rows), sum(r[3] for r in rows)
     print(f"    overall ratio {total_t / total_b:.2f}x (target <= 1.10x)")
 
+
+def part_bcd() -> None:
     cases = [a for c in FOUNDING for a in ("--case", c)]
     times, peak = {}, 0.0
     for jobs in (1, 2):

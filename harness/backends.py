@@ -1,19 +1,46 @@
 """`trainwreck backends`: the same corpus on several Keras backends, side by side.
 
-For each case: on each backend, how many broken runs fail and how many fixed runs train
-(their oracles), and for each detector, on what share of (variant, seed) runs its verdict
-(hit / wrong cause / missed / false alarm ...) is the same on every backend. Cases whose
-oracles differ across backends are listed with the outcomes that differ, never hidden.
-Reads the run cache only: run `trainwreck run --backend B` for each backend first.
+Two tables. `backends` has one row per case: on each backend, how many broken runs fail and
+how many fixed runs train (their oracles), and for each detector, on what share of (variant,
+seed) runs its verdict (hit / wrong cause / missed / false alarm ...) is the same on every
+backend. `backend_summary` has one row per backend: versions, oracles held, training time.
+
+A case whose oracles differ across backends is listed with the outcomes per backend and the
+reason its file gives under `backend_notes`; a difference no note explains makes the command
+exit 1, so it is looked into rather than hidden. Reads the run cache only: run
+`trainwreck run --backend B` for each backend first.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
 
-__all__ = ["cmd_backends", "add_command", "backend_table"]
+from .run import BACKENDS
+
+__all__ = ["cmd_backends", "add_command", "backend_table", "summary_table"]
+
+
+def _main_runs(results, cid: str):
+    rs = [r for r in results if r.spec.case.id == cid and r.spec.severity is None]
+    return [r for r in rs if r.spec.variant == "broken"], [r for r in rs if r.spec.variant == "fixed"]
+
+
+def _agreement(rows_by_backend: dict, cid: str, detector: str) -> tuple[int, int]:
+    """Runs (variant, seed) valid and scored on every backend, and how many got the same label on all of them.
+
+    A run whose oracle fails on some backend is left out: its label there is 'invalid', which says
+    nothing about the detector.
+    """
+    labels = defaultdict(dict)
+    for b, rows in rows_by_backend.items():
+        for r in rows:
+            if r.case_id == cid and r.detector == detector and r.severity is None:
+                labels[(r.variant, r.seed)][b] = r.label
+    pairs = [v for v in labels.values() if len(v) == len(rows_by_backend) and "invalid" not in v.values()]
+    return sum(1 for v in pairs if len(set(v.values())) == 1), len(pairs)
 
 
 def backend_table(per_backend: dict, rows_by_backend: dict):
@@ -21,50 +48,93 @@ def backend_table(per_backend: dict, rows_by_backend: dict):
 
     backends = list(per_backend)
     detectors = list(dict.fromkeys(r.detector for rows in rows_by_backend.values() for r in rows))
-    cases = list(dict.fromkeys(r.spec.case.id for rs in per_backend.values() for r in rs))
-    out_rows, data, differs = [], [], []
-    for cid in cases:
+    cases = {r.spec.case.id: r.spec.case for rs in per_backend.values() for r in rs}
+    out_rows, data, differs, unexplained = [], [], [], []
+    for cid, case in cases.items():
         cells, entry = [], {"case": cid, "backends": {}, "agreement": {}}
         holds = {}
         for b in backends:
-            rs = [r for r in per_backend[b] if r.spec.case.id == cid and r.spec.severity is None]
-            br = [r for r in rs if r.spec.variant == "broken"]
-            fx = [r for r in rs if r.spec.variant == "fixed"]
+            br, fx = _main_runs(per_backend[b], cid)
             bh, fh = sum(r.verdict.holds for r in br), sum(r.verdict.holds for r in fx)
             cells.append(f"fails {bh}/{len(br)} · trains {fh}/{len(fx)}")
-            entry["backends"][b] = {"broken_holds": bh, "broken_runs": len(br), "fixed_holds": fh,
-                                    "fixed_runs": len(fx),
-                                    "outcomes": sorted({f"{r.spec.variant}:{r.record.outcome.status}" for r in rs})}
+            entry["backends"][b] = {
+                "broken_holds": bh, "broken_runs": len(br), "fixed_holds": fh, "fixed_runs": len(fx),
+                "outcomes": sorted({f"{r.spec.variant}:{r.record.outcome.status}" for r in br + fx}),
+                "failed_conditions": [f"{r.spec.variant} seed={r.spec.seed}: {c}" for r in br + fx
+                                      for c in r.verdict.conditions if not c.holds]}
             holds[b] = (bh, fh)
+        notes = {b: case.backend_notes[b] for b in backends if b in case.backend_notes}
         if len(set(holds.values())) > 1:
             differs.append(cid)
+            if not notes:
+                unexplained.append(cid)
+        entry["notes"] = notes
         for d in detectors:
-            labels = defaultdict(dict)
-            for b in backends:
-                for r in rows_by_backend[b]:
-                    if r.case_id == cid and r.detector == d and r.severity is None:
-                        labels[(r.variant, r.seed)][b] = r.label
-            pairs = [v for v in labels.values() if len(v) == len(backends)]
-            agree = sum(1 for v in pairs if len(set(v.values())) == 1)
-            cells.append(f"{agree}/{len(pairs)}" if pairs else "–")
-            entry["agreement"][d] = {"same": agree, "runs": len(pairs)}
+            same, runs = _agreement(rows_by_backend, cid, d)
+            cells.append(f"{same}/{runs}" if runs else "–")
+            entry["agreement"][d] = {"same": same, "runs": runs}
         out_rows.append([cid, *cells])
         data.append(entry)
     notes = ["Per backend: broken runs whose failure oracle holds · fixed runs whose success oracle holds. "
-             "Per detector: runs whose verdict is the same on every backend."]
-    if differs:
-        notes.append("Cases whose oracles differ across backends: " + ", ".join(differs) +
-                     " (see the outcomes per backend in the JSON).")
+             "Per detector: of the runs valid on every backend, those whose verdict (hit, wrong cause, "
+             "missed, false alarm, ...) is the same on every backend."]
+    overall = {d: [sum(e["agreement"][d]["same"] for e in data), sum(e["agreement"][d]["runs"] for e in data)]
+               for d in detectors}
+    if overall:
+        notes.append("Verdicts the same on every backend, over all cases: " + ", ".join(
+            f"{d} {same}/{runs} ({same / runs:.0%})" for d, (same, runs) in overall.items() if runs) + ".")
+    for cid in differs:
+        e = next(x for x in data if x["case"] == cid)
+        why = "; ".join(f"{b}: {n}" for b, n in e["notes"].items()) or "NOT EXPLAINED by the case file"
+        notes.append(f"{cid} differs across backends. {why}")
     return Table("backends", f"Backends compared: {', '.join(backends)}",
                  ["case", *backends, *[f"{d} agrees" for d in detectors]], out_rows, notes,
-                 {"cases": data, "differs": differs})
+                 {"cases": data, "differs": differs, "unexplained": unexplained,
+                  "agreement": {d: {"same": a, "runs": r} for d, (a, r) in overall.items()}})
+
+
+def summary_table(per_backend: dict):
+    """One row per backend: library versions, oracles held, and training time of the runs."""
+    from .report import Table
+
+    rows, data = [], {}
+    for b, results in per_backend.items():
+        main = [r for r in results if r.spec.severity is None]
+        env = next((r.record.environment for r in main if r.record.environment.backend), None)
+        version = (getattr(env, b, "") if b != "tensorflow" else env.tensorflow) if env else ""
+        secs = [r.record.outcome.wall_seconds for r in main]
+        held = sum(r.verdict.holds for r in main)
+        entry = {"version": version, "keras": env.keras if env else "", "device": env.device if env else "",
+                 "device_name": env.device_name if env else "", "runs": len(main), "oracles_hold": held,
+                 "train_seconds_total": round(sum(secs), 1),
+                 "train_seconds_median": round(statistics.median(secs), 2) if secs else None}
+        data[b] = entry
+        rows.append([b, version, entry["device"], entry["device_name"], f"{held}/{len(main)}",
+                     f"{entry['train_seconds_total']:.0f}",
+                     f"{entry['train_seconds_median']:.2f}" if secs else "–"])
+    return Table("backend_summary", "Backends: versions, oracles held and training time",
+                 ["backend", "version", "device", "device name", "oracles hold", "train s (sum)",
+                  "train s (median/run)"], rows,
+                 ["Training time is each run's own wall time inside its worker (one thread per worker); "
+                  "it excludes worker start-up and scoring."], data)
+
+
+def _cached_backends(cases, seeds, device: str, store) -> list[str]:
+    from .run import plan
+
+    out = []
+    for b in BACKENDS:
+        specs = plan(cases, seeds=seeds, backend=b, device=device)
+        if specs and all(store.path(s.key).exists() for s in specs):
+            out.append(b)
+    return out
 
 
 def cmd_backends(args) -> int:
     from detectors.loading import select
 
-    from .cli import _command_line, _load, _results_dir, _seeds
-    from .report import fingerprint_for, write_tables
+    from .cli import UsageError, _command_line, _load, _results_dir, _seeds
+    from .report import fingerprint_for, render_md, write_tables
     from .run import execute, plan, resolve_device
     from .score import score_runs
     from .store import RunStore
@@ -72,33 +142,51 @@ def cmd_backends(args) -> int:
     t0 = time.monotonic()
     cases = _load(args)
     store = RunStore(_results_dir(args) / "runs")
+    device = resolve_device(args.device)
     detectors = select(args.detector or None, args.detector_spec or [])
+    if args.backends == "auto":
+        backends = _cached_backends(cases, _seeds(args), device, store)
+        if len(backends) < 2:
+            raise UsageError(f"the run cache holds the whole selection on {len(backends)} backend(s) "
+                             f"({', '.join(backends) or 'none'}); run `trainwreck run --backend B` for at least "
+                             f"two of: {', '.join(BACKENDS)}")
+    else:
+        backends = args.backends.split(",")
+        for b in backends:
+            if b not in BACKENDS:
+                raise UsageError(f"unknown backend '{b}' in --backends (expected: {', '.join(BACKENDS)})")
     per_backend, rows_by_backend = {}, {}
-    for b in args.backends.split(","):
-        specs = plan(cases, seeds=_seeds(args), backend=b, device=resolve_device(args.device))
+    for b in backends:
+        specs = plan(cases, seeds=_seeds(args), backend=b, device=device)
         missing = [s for s in specs if not store.path(s.key).exists()]
         if missing:
-            print(f"{len(missing)} of {len(specs)} runs on {b} are not cached; run "
-                  f"`trainwreck run --backend {b}` first")
-            return 2
+            raise UsageError(f"{len(missing)} of {len(specs)} runs on {b} are not cached; run "
+                             f"`trainwreck run --backend {b}` first")
         per_backend[b] = execute(specs, store, log=print)
         rows_by_backend[b] = score_runs(per_backend[b], detectors, jobs=args.jobs, log=lambda *a: None)
-    table = backend_table(per_backend, rows_by_backend)
+    table, summary = backend_table(per_backend, rows_by_backend), summary_table(per_backend)
     all_results = [r for rs in per_backend.values() for r in rs]
     fp = fingerprint_for(all_results, detectors, _command_line(args))
-    fp["backends"] = {b: rs[0].record.environment.jax or rs[0].record.environment.tensorflow
-                      for b, rs in per_backend.items() if rs}
-    out = Path(args.out) if args.out else _results_dir(args)
-    write_tables([table], fp, out)
-    from .report import render_md
-
-    print(render_md(table, fp))
-    print(f"compared {len(per_backend)} backends in {time.monotonic() - t0:.1f}s")
-    return 1 if table.data["differs"] else 0
+    fp["backends"] = {b: summary.data[b]["version"] for b in per_backend}
+    write_tables([table, summary], fp, Path(args.out) if args.out else _results_dir(args))
+    if not args.quiet:
+        print(render_md(summary, fp))
+        print(render_md(table, fp))
+        for n in table.notes[1:]:  # the agreement totals and every difference, with its reason
+            print(f"- {n}")
+    unexplained = table.data["unexplained"]
+    print(f"compared {len(per_backend)} backends over {len(table.rows)} cases in {time.monotonic() - t0:.1f}s: "
+          f"{len(table.data['differs'])} differ, {len(unexplained)} without a reason in the case file"
+          + (f" ({', '.join(unexplained)})" if unexplained else ""))
+    return 1 if unexplained else 0
 
 
 def add_command(sub, common) -> None:
-    p = sub.add_parser("backends", help="compare cached runs of the corpus across Keras backends")
+    p = sub.add_parser("backends", help="compare cached runs of the corpus across Keras backends",
+                       description=__doc__.split("\n\n")[1], epilog="exit codes: 0 no unexplained difference, "
+                       "1 a case differs across backends and its file gives no reason, 2 runs missing from the cache")
     common(p, scoring=True)
-    p.add_argument("--backends", default="tensorflow,jax", help="comma-separated (default: %(default)s)")
+    p.add_argument("--backends", default="auto",
+                   help="comma-separated backends, or auto: every backend the cache holds the selection on "
+                        "(default: %(default)s)")
     p.set_defaults(fn=cmd_backends)

@@ -128,6 +128,10 @@ class Case(_Strict):
     fixed: dict[str, Any] = Field(default_factory=dict, description="override of base for the fixed run")
     oracle: Oracle
     sweep: Sweep | None = Field(None, description="optional severity sweep over the broken variant")
+    backend_notes: dict[Literal["tensorflow", "jax", "torch"], str] = Field(
+        default_factory=dict,
+        description="how this case behaves differently on a Keras backend, and why (e.g. different numerics "
+                    "for NaN); `trainwreck backends` exits 1 on a cross-backend difference no note explains")
 
     @field_validator("cause")
     @classmethod

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the work ran but something failed (an oracle did
 not hold, a run crashed unexpectedly, a detector errored when --strict);
-2 bad input (a malformed case file, an unknown name, a bad option);
+2 bad input (a malformed case file, an unknown name, a bad option, a backend or
+GPU that this machine lacks);
 130 interrupted by Ctrl-C (everything finished so far is kept).
 """
 
@@ -17,7 +18,9 @@ from pathlib import Path
 
 from . import taxonomy
 from .case import CASES_DIR, CaseErrors, load_case, load_corpus
+from .executor import WorkerStartError
 from .registry import UnknownName
+from .run import BACKENDS, BackendUnavailable
 
 from detectors.loading import DetectorLoadError
 
@@ -282,8 +285,9 @@ def _common(p: argparse.ArgumentParser, *, running: bool = False, scoring: bool 
     p.add_argument("--case", action="append", help="only this case id (repeatable)")
     p.add_argument("--family", action="append", help="only cases of this family (repeatable)")
     p.add_argument("--seeds", help="only these seeds, e.g. 0,1")
-    p.add_argument("--backend", default="tensorflow", choices=["tensorflow", "jax"],
-                   help="Keras backend (jax needs `make setup-jax`)")
+    p.add_argument("--backend", default="tensorflow", choices=list(BACKENDS),
+                   help="Keras backend: tensorflow, jax (installed by make setup) or torch "
+                        "(make setup-torch) (default: tensorflow)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
                    help="auto uses a GPU when one is present (default: auto)")
     from .run import default_jobs
@@ -366,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
             print(err, file=sys.stderr)
         return EXIT_USAGE
     except (UnknownName, UsageError, DetectorLoadError) as e:
+        print(f"trainwreck: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (BackendUnavailable, WorkerStartError) as e:
         print(f"trainwreck: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

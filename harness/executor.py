@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["Job", "JobResult", "WorkerPool", "HANDLERS", "resolve_handler"]
+__all__ = ["Job", "JobResult", "WorkerPool", "WorkerStartError", "HANDLERS", "resolve_handler"]
+
+
+class WorkerStartError(RuntimeError):
+    """A worker could not start (its set-up raised, it died, or it hung): no job can run, so the caller stops."""
 
 # Handlers a worker may run, by name. A closed list: nothing a case file says
 # can make a worker import an arbitrary module.
@@ -194,7 +198,7 @@ class WorkerPool:
                 w.ready = True
                 return None
             if kind == "init_error":
-                raise RuntimeError(f"worker for '{self.handler}' failed to start: {value}")
+                raise WorkerStartError(f"worker for '{self.handler}' failed to start: {value}")
             if kind in ("ok", "error"):
                 w.job = None
                 return JobResult(job, kind, value if kind == "ok" else None,
@@ -205,10 +209,10 @@ class WorkerPool:
             how = f"killed by signal {-code} ({signal.Signals(-code).name})" if code and code < 0 else f"exit code {code}"
             self._replace(w)
             if job is None:
-                raise RuntimeError(f"worker for '{self.handler}' died while starting ({how})")
+                raise WorkerStartError(f"worker for '{self.handler}' died while starting ({how})")
             return JobResult(job, "crashed", None, f"worker process died: {how}", now - w.started, w.proc.pid)
         if job is None and not w.ready and now - w.spawned > self.startup_timeout:
-            raise RuntimeError(f"worker for '{self.handler}' did not start within {self.startup_timeout:.0f}s")
+            raise WorkerStartError(f"worker for '{self.handler}' did not start within {self.startup_timeout:.0f}s")
         if job is not None and now - w.started > job.timeout:
             pid = w.proc.pid
             self._replace(w)

@@ -154,6 +154,7 @@ class Environment:
     numpy: str = ""
     sklearn: str = ""
     jax: str = ""                    # set when the backend is jax
+    torch: str = ""                  # set when the backend is torch
     backend: str = ""
     device: str = ""
     device_name: str = ""

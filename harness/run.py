@@ -23,9 +23,11 @@ from .record import RunRecord
 from .store import CorruptRecord, RunStore, digest
 
 __all__ = ["RunSpec", "RunResult", "plan", "execute", "fingerprint", "resolve_device", "TRACE_VERSION",
-           "default_jobs", "Progress", "package_version", "make_pool"]
+           "default_jobs", "Progress", "package_version", "make_pool",
+           "BACKENDS", "BackendUnavailable", "check_backend"]
 
-TRACE_VERSION = 3  # bump when the worker's record content changes, to invalidate caches
+# Per backend: bump a backend's number when what its workers record changes, to invalidate its cache.
+TRACE_VERSION = {"tensorflow": 3, "jax": 4, "torch": 3}   # jax 4: the probes are jit-compiled
 # One TensorFlow thread per worker: N workers never oversubscribe N cores, and the
 # reduction order (hence every number in a record) does not depend on --jobs.
 WORKER_THREADS = 1
@@ -41,13 +43,48 @@ def package_version(*dists: str) -> str:
     return ""
 
 
+# Each Keras backend, the distribution that provides it, and how to install it here.
+BACKENDS = {"tensorflow": ("tensorflow", "make setup"),
+            "jax": ("jax", "make setup (the jax extra: pip install 'trainwreck[jax]')"),
+            "torch": ("torch", "make setup-torch (pip install 'trainwreck[torch]')")}
+
+
+class BackendUnavailable(Exception):
+    """The requested backend or device cannot run on this machine; raised before any worker starts."""
+
+
+def _visible_nvidia_gpus() -> list[str]:
+    """NVIDIA GPUs the driver lists, minus those CUDA_VISIBLE_DEVICES hides (read without importing TF)."""
+    root = Path("/proc/driver/nvidia/gpus")
+    gpus = sorted(p.name for p in root.iterdir()) if root.exists() else []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return []
+    return gpus
+
+
 def resolve_device(device: str) -> str:
-    """'auto' is gpu when the machine shows an NVIDIA device, else cpu (checked without importing TF)."""
+    """'auto' is gpu when the machine shows an NVIDIA device, else cpu."""
     if device != "auto":
         return device
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    has_gpu = Path("/proc/driver/nvidia/gpus").exists() and any(Path("/proc/driver/nvidia/gpus").iterdir())
-    return "gpu" if has_gpu and visible != "-1" else "cpu"
+    return "gpu" if _visible_nvidia_gpus() else "cpu"
+
+
+def check_backend(backend: str, device: str) -> None:
+    """Fail with what to do, before spawning workers, when the backend or a requested GPU is missing."""
+    if backend not in BACKENDS:
+        raise BackendUnavailable(f"unknown backend '{backend}' (expected one of: {', '.join(BACKENDS)})")
+    dist, how = BACKENDS[backend]
+    import importlib.util
+
+    if importlib.util.find_spec(dist) is None:
+        raise BackendUnavailable(f"the {backend} backend needs the '{dist}' package, which is not installed; "
+                                 f"install it with: {how}")
+    if device == "gpu" and not _visible_nvidia_gpus():
+        why = ("CUDA_VISIBLE_DEVICES hides every device" if os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+               in ("-1",) else "no NVIDIA GPU is listed under /proc/driver/nvidia/gpus")
+        raise BackendUnavailable(f"--device gpu was requested but this machine has no usable GPU ({why}); "
+                                 f"use --device cpu, or --device auto to take a GPU only when present")
 
 
 def fingerprint(backend: str, device: str) -> dict:
@@ -56,7 +93,8 @@ def fingerprint(backend: str, device: str) -> dict:
             "tensorflow": package_version("tensorflow", "tensorflow-cpu"), "keras": package_version("keras"),
             "numpy": package_version("numpy"), "sklearn": package_version("scikit-learn"),
             **({"jax": package_version("jax"), "jaxlib": package_version("jaxlib")} if backend == "jax" else {}),
-            "backend": backend, "device": device, "trace_version": TRACE_VERSION, "threads": WORKER_THREADS}
+            **({"torch": package_version("torch")} if backend == "torch" else {}),
+            "backend": backend, "device": device, "trace_version": TRACE_VERSION[backend], "threads": WORKER_THREADS}
 
 
 def default_jobs() -> int:
@@ -180,6 +218,7 @@ def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: fl
             progress.step(spec.label, "cached", False)
 
     if todo:
+        check_backend(backend, device)
         with make_pool(executor, "train", (backend, device, WORKER_THREADS), min(jobs, len(todo)),
                        memory_limit_mb, ray_address) as pool:
             job_list = [Job(s.key, {"task": s.task, "seed": s.seed, "key": s.key}, timeout) for s in todo.values()]

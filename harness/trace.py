@@ -30,18 +30,20 @@ def _f(v) -> float:
     return float(v) if v is not None else math.nan
 
 
-def probe_gradients(model, x, y) -> tuple[float, list]:
+def probe_gradients(model, x, y, jax_cache: dict | None = None) -> tuple[float, list]:
     """The loss on (x, y) and its gradient for each trainable variable, on the active backend.
 
     The same quantity on every backend: the compiled loss (plus regularisers) in inference mode,
-    differentiated with the backend's own autodiff.
+    differentiated with the backend's own autodiff. On JAX the function is jit-compiled once per
+    model (kept in `jax_cache`): run eagerly, a recurrent layer's scan is re-traced on every call,
+    which made the probe ~90% of a deep-LSTM run.
     """
     import keras
 
     variables = list(model.trainable_variables)
     backend = keras.backend.backend()
     if not variables:
-        return float(model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False)), []
+        return float(_numpy(model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False))), []
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -49,20 +51,56 @@ def probe_gradients(model, x, y) -> tuple[float, list]:
             loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False)
         grads = tape.gradient(loss, variables)
     elif backend == "jax":
-        import jax
+        fn = (jax_cache if jax_cache is not None else {}).get("grad") or _jax_grad_fn(model, jax_cache)
+        loss, grads = fn([v.value for v in variables], [v.value for v in model.non_trainable_variables],
+                         [v.value for v in model.metrics_variables], x, y)
+    elif backend == "torch":
+        import torch
 
-        ntv = [v.value for v in model.non_trainable_variables]
-        mv = [v.value for v in model.metrics_variables]
-
-        def f(tv):
-            y_pred, _ = model.stateless_call(tv, ntv, x, training=False)
-            value, _ = model.stateless_compute_loss(tv, ntv, mv, x=x, y=y, y_pred=y_pred, training=False)
-            return value
-
-        loss, grads = jax.value_and_grad(f)([v.value for v in variables])
+        with torch.enable_grad():
+            loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False)
+            grads = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
+        loss = loss.detach()
     else:
         raise NotImplementedError(f"gradient probe for the {backend} backend")
-    return float(loss), [None if g is None else np.asarray(g) for g in grads]
+    return float(_numpy(loss)), [None if g is None else _numpy(g) for g in grads]
+
+
+def _jax_grad_fn(model, cache: dict | None):
+    import jax
+
+    def f(tv, ntv, mv, x, y):
+        y_pred, _ = model.stateless_call(tv, ntv, x, training=False)
+        value, _ = model.stateless_compute_loss(tv, ntv, mv, x=x, y=y, y_pred=y_pred, training=False)
+        return value
+
+    fn = jax.jit(jax.value_and_grad(f))
+    if cache is not None:
+        cache["grad"] = fn
+    return fn
+
+
+def _activations(probe_model, x, jax_cache: dict) -> list:
+    """The outputs of every profiled layer on x (jit-compiled once per run on JAX, like the gradient probe)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        acts = probe_model([x], training=False)
+        return list(acts) if isinstance(acts, (list, tuple)) else [acts]
+    if "acts" not in jax_cache:
+        import jax
+
+        jax_cache["acts"] = jax.jit(lambda tv, ntv, x: probe_model.stateless_call(tv, ntv, [x], training=False)[0])
+    acts = jax_cache["acts"]([v.value for v in probe_model.trainable_variables],
+                             [v.value for v in probe_model.non_trainable_variables], x)
+    return list(acts) if isinstance(acts, (list, tuple)) else [acts]
+
+
+def _numpy(t) -> np.ndarray:
+    """A backend tensor or variable as NumPy (torch tensors may need detaching and a copy off the GPU)."""
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(t))
 
 
 def _make_callback_base():
@@ -79,6 +117,7 @@ class TraceCallback(_make_callback_base()):  # type: ignore[misc]
         self._prev: dict[str, np.ndarray] = {}
         self._probe_model = None
         self._tracked = []
+        self._jax_cache: dict = {}
 
     # -- helpers
     def _weighted_layers(self):
@@ -86,7 +125,7 @@ class TraceCallback(_make_callback_base()):  # type: ignore[misc]
 
     def _kernels(self) -> dict[str, np.ndarray]:
         """The first weight (kernel) of each weighted layer; AUTOTRAINER compares kernels."""
-        return {l.name: np.asarray(l.weights[0].numpy()) for l in self._weighted_layers()}
+        return {l.name: _numpy(l.weights[0].value) for l in self._weighted_layers()}
 
     def _activation_layers(self):
         """Every layer with an output worth profiling, with its activation's name."""
@@ -165,7 +204,7 @@ class TraceCallback(_make_callback_base()):  # type: ignore[misc]
         layers = self._weighted_layers()
         variables = list(self.model.trainable_variables)
         kernel_ids = {id(l.weights[0]): l.name for l in layers}
-        loss, grads = probe_gradients(self.model, self.x_probe, self.y_probe)
+        loss, grads = probe_gradients(self.model, self.x_probe, self.y_probe, self._jax_cache)
         zeros = total = 0
         for v, g in zip(variables, grads):
             g = np.zeros(v.shape) if g is None else g
@@ -186,10 +225,9 @@ class TraceCallback(_make_callback_base()):  # type: ignore[misc]
         out["grad_zero_fraction_all"] = zeros / total if total else math.nan
 
         if self._probe_model is not None:
-            acts = self._probe_model([self.x_probe], training=False)
-            acts = acts if isinstance(acts, (list, tuple)) else [acts]
+            acts = _activations(self._probe_model, self.x_probe, self._jax_cache)
             for (l, kind), a in zip(self._tracked, acts):
-                a = np.asarray(a).reshape(len(self.x_probe), -1)
+                a = _numpy(a).reshape(len(self.x_probe), -1)
                 if kind == "relu":
                     out["dead_relu_fraction"][l.name] = float(np.mean(np.all(a <= 0, axis=0)))
                     out["relu_zero_fraction"][l.name] = float(np.mean(a <= 0))

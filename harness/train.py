@@ -1,8 +1,8 @@
 """One training run, inside a worker process: task + seed in, record + oracle extras out.
 
 This is the only module that trains. It seeds everything (Python, NumPy and
-the backend through `keras.utils.set_random_seed`, plus TensorFlow op
-determinism), clears the Keras session so a pooled worker gives the same
+the backend through `keras.utils.set_random_seed`, plus op determinism on
+TensorFlow and torch), clears the Keras session so a pooled worker gives the same
 record as a fresh one, builds data, model and pipeline from the registries,
 trains with the trace callback, and evaluates on the clean test split for the
 oracle only.
@@ -40,16 +40,34 @@ def setup_worker(backend: str, device: str, threads: int) -> None:
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
         os.environ["JAX_PLATFORMS"] = "cpu"
+    else:
+        # --jobs N workers share one GPU: JAX would otherwise preallocate 75% of its memory in
+        # each of them (and TensorFlow all of it, see below), so the second worker could not start.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if backend == "jax":
         os.environ["XLA_FLAGS"] = (f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
                                    f"intra_op_parallelism_threads={threads}")
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
     import tensorflow as tf  # also the data pipeline of PyDataset/generators on every backend
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     tf.get_logger().setLevel("ERROR")
+    if device != "cpu" and backend != "tensorflow":
+        tf.config.set_visible_devices([], "GPU")   # TensorFlow only feeds data here; the GPU is the backend's
+    elif device != "cpu":
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
     if device == "gpu" and not _gpus(backend):
-        raise RuntimeError(f"--device gpu was requested but the {backend} backend sees no GPU")
+        hint = {"tensorflow": "make setup-gpu installs the CUDA build of TensorFlow",
+                "jax": "install a CUDA build of jaxlib, e.g. pip install 'jax[cuda12]'",
+                "torch": "install a CUDA build of torch"}[backend]
+        raise RuntimeError(f"--device gpu was requested but the {backend} backend sees no GPU ({hint})")
     import keras
     keras.utils.disable_interactive_logging()
 
@@ -59,6 +77,10 @@ def _gpus(backend: str) -> list[str]:
         import jax
 
         return [str(d) for d in jax.devices() if d.platform == "gpu"]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     import tensorflow as tf
 
     return [g.name for g in tf.config.list_physical_devices("GPU")]
@@ -78,6 +100,7 @@ def environment(backend: str, device: str) -> dict:
         _ENV = {"python": platform.python_version(), "tensorflow": tf.__version__,
                 "keras": package_version("keras"), "numpy": np.__version__, "sklearn": package_version("scikit-learn"),
                 "jax": package_version("jax") if backend == "jax" else "",
+                "torch": package_version("torch") if backend == "torch" else "",
                 "backend": backend, "device": device, "device_name": name,
                 "platform": platform.platform()}
     return _ENV

@@ -135,3 +135,10 @@ def test_every_cause_has_two_cases_and_there_are_traps(corpus):
     assert not thin, f"causes with fewer than 2 cases: {thin}"
     assert counts[HEALTHY] >= 5
     assert len(corpus) - counts[HEALTHY] >= 40
+
+
+def test_backend_notes_must_name_a_backend(tmp_path):
+    p = _variant(tmp_path, lambda d: d.update(backend_notes={"mxnet": "differs"}))
+    line = _one_error(p)
+    assert "lr-divergence.yaml: backend_notes.mxnet" in line
+    assert "should be 'tensorflow', 'jax' or 'torch' (got 'mxnet')" in line
