@@ -56,14 +56,14 @@ def backend_table(per_backend: dict, rows_by_backend: dict):
         for b in backends:
             br, fx = _main_runs(per_backend[b], cid)
             bh, fh = sum(r.verdict.holds for r in br), sum(r.verdict.holds for r in fx)
-            cells.append(f"fails {bh}/{len(br)} · trains {fh}/{len(fx)}")
+            cells.append(f"broken {bh}/{len(br)} · fixed {fh}/{len(fx)}")
             entry["backends"][b] = {
                 "broken_holds": bh, "broken_runs": len(br), "fixed_holds": fh, "fixed_runs": len(fx),
                 "outcomes": sorted({f"{r.spec.variant}:{r.record.outcome.status}" for r in br + fx}),
                 "failed_conditions": [f"{r.spec.variant} seed={r.spec.seed}: {c}" for r in br + fx
                                       for c in r.verdict.conditions if not c.holds]}
             holds[b] = (bh, fh)
-        notes = {b: case.backend_notes[b] for b in backends if b in case.backend_notes}
+        notes = {b: " ".join(case.backend_notes[b].split()) for b in backends if b in case.backend_notes}
         if len(set(holds.values())) > 1:
             differs.append(cid)
             if not notes:
@@ -75,7 +75,8 @@ def backend_table(per_backend: dict, rows_by_backend: dict):
             entry["agreement"][d] = {"same": same, "runs": runs}
         out_rows.append([cid, *cells])
         data.append(entry)
-    notes = ["Per backend: broken runs whose failure oracle holds · fixed runs whose success oracle holds. "
+    notes = ["Per backend, oracles that hold: broken runs that fail the way the case claims · fixed runs "
+             "that train. "
              "Per detector: of the runs valid on every backend, those whose verdict (hit, wrong cause, "
              "missed, false alarm, ...) is the same on every backend."]
     overall = {d: [sum(e["agreement"][d]["same"] for e in data), sum(e["agreement"][d]["runs"] for e in data)]
@@ -85,8 +86,14 @@ def backend_table(per_backend: dict, rows_by_backend: dict):
             f"{d} {same}/{runs} ({same / runs:.0%})" for d, (same, runs) in overall.items() if runs) + ".")
     for cid in differs:
         e = next(x for x in data if x["case"] == cid)
-        why = "; ".join(f"{b}: {n}" for b, n in e["notes"].items()) or "NOT EXPLAINED by the case file"
+        why = " ".join(f"[{b}] {n}" for b, n in e["notes"].items()) or "NOT EXPLAINED by the case file"
         notes.append(f"{cid} differs across backends. {why}")
+    for e in data:   # same verdicts, yet the runs ended differently: worth knowing, not an error
+        outs = {b: ", ".join(v["outcomes"]) for b, v in e["backends"].items()}
+        if e["case"] not in differs and len(set(outs.values())) > 1:
+            why = " ".join(f"[{b}] {n}" for b, n in e["notes"].items())
+            notes.append(f"{e['case']}: the oracles agree but the runs end differently ("
+                         + "; ".join(f"{b}: {o}" for b, o in outs.items()) + ")." + (f" {why}" if why else ""))
     return Table("backends", f"Backends compared: {', '.join(backends)}",
                  ["case", *backends, *[f"{d} agrees" for d in detectors]], out_rows, notes,
                  {"cases": data, "differs": differs, "unexplained": unexplained,
@@ -168,6 +175,7 @@ def cmd_backends(args) -> int:
     all_results = [r for rs in per_backend.values() for r in rs]
     fp = fingerprint_for(all_results, detectors, _command_line(args))
     fp["backends"] = {b: summary.data[b]["version"] for b in per_backend}
+    fp["backend"] = ", ".join(per_backend)   # the header names every backend compared, not the first
     write_tables([table, summary], fp, Path(args.out) if args.out else _results_dir(args))
     if not args.quiet:
         print(render_md(summary, fp))

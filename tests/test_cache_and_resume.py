@@ -103,12 +103,18 @@ def test_hung_run_is_recorded_as_timeout_and_the_rest_goes_on(tmp_path):
     assert {x["outcome"]["status"] for x in recs} == {"timeout"}
 
 
+def _default_sigint() -> None:
+    """A shell starts background jobs with SIGINT ignored, and Python then never raises
+    KeyboardInterrupt; give the child the default disposition, as a terminal's Ctrl-C finds it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_cleanly_and_resume_trains_only_the_rest(tmp_path):
     cases = _case_dir(tmp_path, epochs=30)
     res = tmp_path / "res"
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--cases", str(cases), "--results", str(res),
                              "--jobs", "1", "-q"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not list((res / "runs").glob("*.json")):
         time.sleep(0.2)
