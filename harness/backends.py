@@ -108,7 +108,7 @@ def summary_table(per_backend: dict):
     for b, results in per_backend.items():
         main = [r for r in results if r.spec.severity is None]
         env = next((r.record.environment for r in main if r.record.environment.backend), None)
-        version = (getattr(env, b, "") if b != "tensorflow" else env.tensorflow) if env else ""
+        version = getattr(env, b, "") if env else ""   # Environment has a version field per backend
         secs = [r.record.outcome.wall_seconds for r in main]
         held = sum(r.verdict.holds for r in main)
         entry = {"version": version, "keras": env.keras if env else "", "device": env.device if env else "",
@@ -140,9 +140,9 @@ def _cached_backends(cases, seeds, device: str, store) -> list[str]:
 def cmd_backends(args) -> int:
     from detectors.loading import select
 
-    from .cli import UsageError, _command_line, _load, _results_dir, _seeds
+    from .cli import UsageError, _cached_results, _command_line, _load, _results_dir, _seeds
     from .report import fingerprint_for, render_md, write_tables
-    from .run import execute, plan, resolve_device
+    from .run import resolve_device
     from .score import score_runs
     from .store import RunStore
 
@@ -164,12 +164,7 @@ def cmd_backends(args) -> int:
                 raise UsageError(f"unknown backend '{b}' in --backends (expected: {', '.join(BACKENDS)})")
     per_backend, rows_by_backend = {}, {}
     for b in backends:
-        specs = plan(cases, seeds=_seeds(args), backend=b, device=device)
-        missing = [s for s in specs if not store.path(s.key).exists()]
-        if missing:
-            raise UsageError(f"{len(missing)} of {len(specs)} runs on {b} are not cached; run "
-                             f"`trainwreck run --backend {b}` first")
-        per_backend[b] = execute(specs, store, log=print)
+        per_backend[b] = _cached_results(args, cases, backend=b, sweeps=False)
         rows_by_backend[b] = score_runs(per_backend[b], detectors, jobs=args.jobs, log=lambda *a: None)
     table, summary = backend_table(per_backend, rows_by_backend), summary_table(per_backend)
     all_results = [r for rs in per_backend.values() for r in rs]

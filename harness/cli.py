@@ -160,18 +160,19 @@ def _score(args, results, log):
     return detectors, rows
 
 
-def _cached_results(args, cases):
+def _cached_results(args, cases, backend: str | None = None, sweeps: bool = True):
     """Results from the cache only; missing runs are an error (score never trains)."""
     from .run import execute, plan, resolve_device
     from .store import RunStore
 
-    specs = plan(cases, seeds=_seeds(args), backend=args.backend, device=resolve_device(args.device), sweeps=True)
+    backend = backend or args.backend
+    specs = plan(cases, seeds=_seeds(args), backend=backend, device=resolve_device(args.device), sweeps=sweeps)
     store = RunStore(_results_dir(args) / "runs")
     specs = [s for s in specs if s.severity is None or store.path(s.key).exists()]  # sweeps are optional
     missing = [s for s in specs if not store.path(s.key).exists()]
     if missing:
-        raise UsageError(f"{len(missing)} of {len(specs)} runs are not cached (e.g. {missing[0].label}); "
-                         f"run `trainwreck run` first")
+        raise UsageError(f"{len(missing)} of {len(specs)} runs on {backend} are not cached "
+                         f"(e.g. {missing[0].label}); run `trainwreck run --backend {backend}` first")
     return execute(specs, store, jobs=1, log=print)
 
 
@@ -369,10 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         for err in e.errors:
             print(err, file=sys.stderr)
         return EXIT_USAGE
-    except (UnknownName, UsageError, DetectorLoadError) as e:
-        print(f"trainwreck: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except (BackendUnavailable, WorkerStartError) as e:
+    except (UnknownName, UsageError, DetectorLoadError, BackendUnavailable, WorkerStartError) as e:
         print(f"trainwreck: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -53,14 +53,20 @@ class BackendUnavailable(Exception):
     """The requested backend or device cannot run on this machine; raised before any worker starts."""
 
 
-def _visible_nvidia_gpus() -> list[str]:
-    """NVIDIA GPUs the driver lists, minus those CUDA_VISIBLE_DEVICES hides (read without importing TF)."""
+def _driver_gpus() -> list[str]:
+    """NVIDIA GPUs the driver lists (read without importing TF)."""
     root = Path("/proc/driver/nvidia/gpus")
-    gpus = sorted(p.name for p in root.iterdir()) if root.exists() else []
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+def _cuda_hides_all() -> bool:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        return []
-    return gpus
+    return visible is not None and visible.strip() in ("", "-1")
+
+
+def _visible_nvidia_gpus() -> list[str]:
+    """NVIDIA GPUs the driver lists, minus those CUDA_VISIBLE_DEVICES hides."""
+    return [] if _cuda_hides_all() else _driver_gpus()
 
 
 def resolve_device(device: str) -> str:
@@ -81,8 +87,8 @@ def check_backend(backend: str, device: str) -> None:
         raise BackendUnavailable(f"the {backend} backend needs the '{dist}' package, which is not installed; "
                                  f"install it with: {how}")
     if device == "gpu" and not _visible_nvidia_gpus():
-        why = ("CUDA_VISIBLE_DEVICES hides every device" if os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
-               in ("-1",) else "no NVIDIA GPU is listed under /proc/driver/nvidia/gpus")
+        why = ("CUDA_VISIBLE_DEVICES hides every device" if _driver_gpus() and _cuda_hides_all()
+               else "no NVIDIA GPU is listed under /proc/driver/nvidia/gpus")
         raise BackendUnavailable(f"--device gpu was requested but this machine has no usable GPU ({why}); "
                                  f"use --device cpu, or --device auto to take a GPU only when present")
 

@@ -42,23 +42,29 @@ def probe_gradients(model, x, y, jax_cache: dict | None = None) -> tuple[float, 
 
     variables = list(model.trainable_variables)
     backend = keras.backend.backend()
+
+    def loss_now():
+        return model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False)
+
     if not variables:
-        return float(_numpy(model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False))), []
+        return float(_numpy(loss_now())), []
     if backend == "tensorflow":
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False)
+            loss = loss_now()
         grads = tape.gradient(loss, variables)
     elif backend == "jax":
-        fn = (jax_cache if jax_cache is not None else {}).get("grad") or _jax_grad_fn(model, jax_cache)
-        loss, grads = fn([v.value for v in variables], [v.value for v in model.non_trainable_variables],
-                         [v.value for v in model.metrics_variables], x, y)
+        cache = {} if jax_cache is None else jax_cache
+        if "grad" not in cache:
+            cache["grad"] = _jax_grad_fn(model)
+        loss, grads = cache["grad"]([v.value for v in variables], [v.value for v in model.non_trainable_variables],
+                                    [v.value for v in model.metrics_variables], x, y)
     elif backend == "torch":
         import torch
 
         with torch.enable_grad():
-            loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False)
+            loss = loss_now()
             grads = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
         loss = loss.detach()
     else:
@@ -66,7 +72,7 @@ def probe_gradients(model, x, y, jax_cache: dict | None = None) -> tuple[float, 
     return float(_numpy(loss)), [None if g is None else _numpy(g) for g in grads]
 
 
-def _jax_grad_fn(model, cache: dict | None):
+def _jax_grad_fn(model):
     import jax
 
     def f(tv, ntv, mv, x, y):
@@ -74,10 +80,7 @@ def _jax_grad_fn(model, cache: dict | None):
         value, _ = model.stateless_compute_loss(tv, ntv, mv, x=x, y=y, y_pred=y_pred, training=False)
         return value
 
-    fn = jax.jit(jax.value_and_grad(f))
-    if cache is not None:
-        cache["grad"] = fn
-    return fn
+    return jax.jit(jax.value_and_grad(f))
 
 
 def _activations(probe_model, x, jax_cache: dict) -> list:

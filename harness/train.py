@@ -73,6 +73,7 @@ def setup_worker(backend: str, device: str, threads: int) -> None:
 
 
 def _gpus(backend: str) -> list[str]:
+    """The names of the GPUs the backend sees."""
     if backend == "jax":
         import jax
 
@@ -83,7 +84,8 @@ def _gpus(backend: str) -> list[str]:
         return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     import tensorflow as tf
 
-    return [g.name for g in tf.config.list_physical_devices("GPU")]
+    return [tf.config.experimental.get_device_details(g).get("device_name", g.name)
+            for g in tf.config.list_physical_devices("GPU")]
 
 
 def environment(backend: str, device: str) -> dict:
@@ -91,12 +93,8 @@ def environment(backend: str, device: str) -> dict:
     if _ENV is None:
         import tensorflow as tf
 
-        name = platform.processor() or platform.machine()
-        if device == "gpu" and backend == "tensorflow" and tf.config.list_physical_devices("GPU"):
-            gpu = tf.config.list_physical_devices("GPU")[0]
-            name = tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
-        elif device == "gpu" and _gpus(backend):
-            name = _gpus(backend)[0]
+        gpus = _gpus(backend) if device == "gpu" else []
+        name = gpus[0] if gpus else platform.processor() or platform.machine()
         _ENV = {"python": platform.python_version(), "tensorflow": tf.__version__,
                 "keras": package_version("keras"), "numpy": np.__version__, "sklearn": package_version("scikit-learn"),
                 "jax": package_version("jax") if backend == "jax" else "",
