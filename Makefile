@@ -8,7 +8,7 @@ ARGS   ?=
 # pinned so pip takes the CPU build; an open range can resolve to a multi-GB CUDA build
 TORCH  ?= torch==2.13.0
 
-.PHONY: help setup setup-torch bench bench-jax bench-torch test test-fast validate schema perf clean distclean setup-gpu
+.PHONY: help setup setup-torch robust env bench bench-jax bench-torch test test-fast validate schema perf clean distclean setup-gpu
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -46,6 +46,12 @@ test: $(STAMP)  ## the whole suite, corpus oracles included (what CI runs)
 
 test-fast: $(STAMP)  ## the quick loop: everything not marked slow
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+robust: $(STAMP)  ## the robustness check: every case on seeds 0-4 and under every perturbation; writes results/robustness.*
+	$(BIN)/trainwreck robust --progress --jobs $(JOBS) $(ARGS)
+
+env: $(STAMP)  ## print the library versions and platform facts every run records
+	$(BIN)/trainwreck env
 
 validate: $(STAMP)  ## validate every case file
 	$(BIN)/trainwreck validate

@@ -17,7 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -96,13 +96,72 @@ class Condition(_Strict):
     @field_validator("measure")
     @classmethod
     def _known(cls, v: str) -> str:
-        MEASURES.get(v)
+        """Pydantic locates only a ValueError; the registry's UnknownName (a KeyError) would escape
+        validation unlocated and hide every other file's errors."""
+        try:
+            MEASURES.get(v)
+        except UnknownName as e:
+            raise ValueError(str(e)) from None
         return v
 
 
 class Oracle(_Strict):
     broken: list[Condition] = Field(min_length=1, description="what the broken run must show")
     fixed: list[Condition] = Field(min_length=1, description="what the fixed run must show")
+
+
+def _known_symptoms(v: list[str]) -> list[str]:
+    for s in v:
+        if not taxonomy.is_symptom(s):
+            raise ValueError(f"unknown symptom '{s}'; {suggest(s, taxonomy.symptom_names())}"
+                             f"valid: {', '.join(taxonomy.symptom_names())}")
+    return v
+
+
+class PlatformOracle(_Strict):
+    """The oracle for runs on which a platform probe reads one value (a variant left out keeps the case's)."""
+    broken: list[Condition] | None = Field(None, min_length=1)
+    fixed: list[Condition] | None = Field(None, min_length=1)
+    symptoms: list[str] | None = Field(None, description="what the broken run shows on such platforms, when it "
+                                                         "differs from the case's `symptoms` (scored instead)")
+
+    @field_validator("symptoms")
+    @classmethod
+    def _symptoms(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _known_symptoms(v)
+
+
+class PlatformDependence(_Strict):
+    """A mechanism that really differs by platform, named with the probe that tells which one a run had."""
+    probe: str = Field(description="a platform probe (harness/hardware.py PROBES), measured in every worker")
+    why: str = Field(min_length=10, description="what differs between platforms, and why")
+    oracle: dict[str, PlatformOracle] = Field(
+        min_length=1, description="probe reading -> the oracle that holds on platforms reading it; "
+                                  "any other reading uses the case's `oracle`")
+
+    @field_validator("probe")
+    @classmethod
+    def _probe(cls, v: str) -> str:
+        from .hardware import PROBES
+
+        if v not in PROBES:
+            raise ValueError(f"unknown platform probe '{v}'; {suggest(v, PROBES.names())}"
+                             f"valid: {', '.join(PROBES.names())}")
+        return v
+
+    @field_validator("oracle")
+    @classmethod
+    def _readings(cls, v: dict, info) -> dict:
+        from .hardware import PROBES
+
+        probe = info.data.get("probe")
+        if probe in PROBES:
+            valid = PROBES.get(probe).values
+            for reading in v:
+                if reading not in valid:
+                    raise ValueError(f"'{reading}' is not a reading of probe '{probe}'; "
+                                     f"{suggest(reading, list(valid))}valid: {', '.join(valid)}")
+        return v
 
 
 class Sweep(_Strict):
@@ -133,6 +192,26 @@ class Case(_Strict):
         description="how this case behaves differently on a Keras backend, and why (e.g. different numerics "
                     "for NaN); `trainwreck backends` exits 1 on a cross-backend difference no note explains")
 
+    platform_dependence: PlatformDependence | None = Field(
+        None, description="declare a mechanism that depends on the platform (e.g. what ReLU does with NaN), "
+                          "with a probe measured at run time and the oracle for each behaviour")
+
+    def _platform(self, probes: Mapping[str, str] | None) -> "PlatformOracle | None":
+        dep = self.platform_dependence
+        return dep.oracle.get(str(probes.get(dep.probe, ""))) if dep is not None and probes else None
+
+    def oracle_for(self, variant: str, probes: Mapping[str, str] | None = None) -> list["Condition"]:
+        """The conditions a run of `variant` must meet, given the platform probe readings of its worker."""
+        alt = self._platform(probes)
+        if alt is not None and getattr(alt, variant) is not None:
+            return getattr(alt, variant)
+        return getattr(self.oracle, variant)
+
+    def symptoms_for(self, probes: Mapping[str, str] | None = None) -> list[str]:
+        """The symptoms a broken run shows, given the platform probe readings of its worker."""
+        alt = self._platform(probes)
+        return alt.symptoms if alt is not None and alt.symptoms is not None else self.symptoms
+
     @field_validator("cause")
     @classmethod
     def _cause(cls, v: str) -> str:
@@ -144,11 +223,7 @@ class Case(_Strict):
     @field_validator("symptoms")
     @classmethod
     def _symptoms(cls, v: list[str]) -> list[str]:
-        for s in v:
-            if not taxonomy.is_symptom(s):
-                raise ValueError(f"unknown symptom '{s}'; {suggest(s, taxonomy.symptom_names())}"
-                                 f"valid: {', '.join(taxonomy.symptom_names())}")
-        return v
+        return _known_symptoms(v)
 
     @property
     def family(self) -> str:
@@ -294,6 +369,9 @@ def set_path(task: dict, path: str, value: Any) -> dict:
         if isinstance(node, list):
             if not isinstance(key, int) or key >= len(node):
                 raise KeyError(f"'{part}' is not an index of the list at '{'.'.join(parts[:i])}'")
+        elif not isinstance(node, dict):
+            raise KeyError(f"'{part}' is not a key of the value at '{'.'.join(parts[:i])}' "
+                           f"(a {type(node).__name__}, not a mapping)")
         elif not last and key not in node:
             node[key] = {}
         if last:

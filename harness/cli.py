@@ -258,6 +258,31 @@ def cmd_ls(args) -> int:
     return EXIT_OK
 
 
+def cmd_env(args) -> int:
+    """The facts that decide what a run produces here: versions, backend, device, CPU, kernels, probes."""
+    import json
+
+    from tabulate import tabulate
+
+    from .hardware import numeric_env, onednn_state
+    from .run import WORKER_THREADS, fingerprint, resolve_device
+
+    facts = fingerprint(args.backend, resolve_device(args.device))
+    facts.update({k: v or "(unset)" for k, v in numeric_env().items()}, onednn=onednn_state())
+    if not args.no_probe:
+        from .hardware import run_probes
+        from .train import setup_worker
+
+        setup_worker(args.backend, facts["device"], WORKER_THREADS)
+        facts.update({f"probe {k}": v for k, v in run_probes().items()})
+    if args.json:
+        print(json.dumps(facts, indent=2))
+    else:
+        print(tabulate([(k, " ".join(v) if isinstance(v, list) else v) for k, v in facts.items()],
+                       tablefmt="plain"))
+    return EXIT_OK
+
+
 def cmd_schema(args) -> int:
     import json
 
@@ -280,6 +305,56 @@ def cmd_schema(args) -> int:
 
 # ------------------------------------------------------------------ parser
 
+# A worker with its backend imported needs more than this; a lower limit would kill every run.
+MIN_MEMORY_MIB = 256
+DEFAULT_MEMORY_MIB = 6144
+
+
+def physical_memory_mib() -> int | None:
+    """This machine's physical memory in MiB; None where the OS does not tell."""
+    try:
+        mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (AttributeError, ValueError, OSError):
+        return None
+    return mib if mib > 0 else None
+
+
+def _jobs(text: str) -> int:
+    """--jobs: a number of worker processes; refused here, since 0 or less would start none."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of worker processes, at least 1; got {text!r}")
+    return n
+
+
+def _seconds(text: str) -> float:
+    """--timeout: a run's time limit; 0 or less would kill every run at once, NaN or inf none."""
+    try:
+        t = float(text)
+    except ValueError:
+        t = 0.0
+    if not (0 < t < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds greater than 0; got {text!r}")
+    return t
+
+
+def _memory_mib(text: str) -> int:
+    """--memory-limit: MiB per worker, within what a worker needs and what this machine has."""
+    most = physical_memory_mib()
+    try:
+        mib = int(text)
+    except ValueError:
+        mib = 0
+    if mib < MIN_MEMORY_MIB or (most is not None and mib > most):
+        upper = f"this machine's {most} MiB" if most is not None else "this machine's memory"
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB per worker from {MIN_MEMORY_MIB} "
+                                         f"to {upper}; got {text!r}")
+    return mib
+
+
 def _common(p: argparse.ArgumentParser, *, running: bool = False, scoring: bool = False) -> None:
     p.add_argument("--cases", default=str(CASES_DIR), help="case directory (default: %(default)s)")
     p.add_argument("--results", default=None, help="results directory (default: ./results or $TRAINWRECK_RESULTS)")
@@ -292,15 +367,19 @@ def _common(p: argparse.ArgumentParser, *, running: bool = False, scoring: bool 
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
                    help="auto uses a GPU when one is present (default: auto)")
     from .run import default_jobs
-    p.add_argument("--jobs", "-j", type=int, default=default_jobs(), help="worker processes (default: cores)")
+    p.add_argument("--jobs", "-j", type=_jobs, default=default_jobs(), help="worker processes (default: cores)")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-run lines")
     p.add_argument("--progress", action="store_true", help="per-run lines with ETA even when not on a terminal")
     if running:
         p.add_argument("--sweeps", action=argparse.BooleanOptionalAction, default=scoring,
                        help="also run the severity sweeps cases declare (default: on for bench)")
-        p.add_argument("--timeout", type=float, default=300.0, help="seconds per run before it is killed")
-        p.add_argument("--memory-limit", type=int, default=6144,
-                       help="MiB per worker before the run is killed (local executor)")
+        p.add_argument("--timeout", type=_seconds, default=300.0,
+                       help="seconds per run before it is killed; a run it stops is not cached (default: 300)")
+        p.add_argument("--memory-limit", type=_memory_mib,
+                       default=min(DEFAULT_MEMORY_MIB, physical_memory_mib() or DEFAULT_MEMORY_MIB),
+                       help=f"MiB per worker before the run is killed (local executor), from {MIN_MEMORY_MIB} to "
+                            f"this machine's memory; a run it stops is not cached (default: {DEFAULT_MEMORY_MIB}, "
+                            "or this machine's memory if less)")
         p.add_argument("--executor", default="local", choices=["local", "ray"],
                        help="local worker processes, or Ray tasks (needs trainwreck[ray])")
         p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
@@ -348,6 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["cases", "datasets", "models", "transforms", "pipelines", "measures", "causes"])
     p.add_argument("--cases", default=str(CASES_DIR), help="case directory (default: %(default)s)")
     p.set_defaults(fn=cmd_ls)
+
+    p = sub.add_parser("env", help="print the library versions and platform facts (CPU, SIMD flags, oneDNN, "
+                                   "platform probes) that every run records and every cache key includes")
+    p.add_argument("--backend", default="tensorflow", choices=list(BACKENDS), help="(default: %(default)s)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="(default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--no-probe", action="store_true", help="skip the platform probes (they import the backend)")
+    p.set_defaults(fn=cmd_env)
 
     p = sub.add_parser("schema", help="write cases/schema.json and docs/taxonomy.md from the definitions")
     p.add_argument("--check", action="store_true", help="only check that the committed schema is current")

@@ -13,6 +13,7 @@ __all__ = ["add_commands", "TEMPLATE"]
 TEMPLATE = """\
 # A trainwreck case: one broken training run and its minimal fix.
 # Check it with:  trainwreck check-case {path}
+# and that it holds on any CPU, with a margin:  trainwreck check-case --robust {path}
 # Schema for editors: cases/schema.json. Names: `trainwreck ls datasets|models|transforms|pipelines|measures|causes`.
 id: {id}                       # must equal the file name
 title: One line a user sees in the tables
@@ -23,12 +24,12 @@ provenance: >
   reproduces (give a URL or citation), or "seed scenario" with a sentence of why it matters.
 cause: lr_too_high             # one term of harness/taxonomy.py; `healthy` for a false-alarm trap
 symptoms: [nan_loss, divergence]  # what the broken run shows (taxonomy symptoms)
-seeds: [0, 1, 2]               # at least 3; every oracle must hold on each
+seeds: [0, 1, 2]               # at least 3; every oracle must hold on each (and on seeds 0-4 with --robust)
 
 base:                          # the shared task; broken and fixed override parts of it
   dataset: {{name: tabular_regression, params: {{n_samples: 1500, n_features: 10, noise: 10, target_scale: 5}}}}
   transforms: [{{name: standard_scaler}}]
-  model: {{name: mlp, params: {{hidden: [64, 64, 64]}}}}
+  model: {{name: mlp, params: {{hidden: [64, 64, 64], activation: tanh}}}}
   compile: {{optimizer: sgd, learning_rate: 0.01, loss: mse, metrics: [mae]}}
   fit: {{epochs: 15, batch_size: 32}}
 
@@ -43,7 +44,7 @@ oracle:                        # measured proof; `trainwreck ls measures` lists 
     - {{measure: loss_nonfinite, min: 1}}
   fixed:
     - {{measure: loss_nonfinite, max: 0}}
-    - {{measure: best, key: val_mae, max: 1.0}}
+    - {{measure: best, key: val_mae, max: 1.5}}
 """
 
 
@@ -69,6 +70,10 @@ def cmd_check_case(args) -> int:
     case = load_case(args.file)
     print(f"{args.file}: valid ({case.cause}; {len(case.seeds)} seeds)")
     args.case, args.family = None, None
+    if args.robust:
+        from .robust import check
+
+        return check(args, [case])[1]
     results = _run(args, [case], print)
     for r in results:
         print(f"  {r.spec.variant:<6} seed {r.spec.seed}: outcome {r.record.outcome.status:<13} "
@@ -85,6 +90,9 @@ def add_commands(sub, common) -> None:
 
     p = sub.add_parser("check-case", help="validate one case file, train both variants on its seeds, show the oracles")
     p.add_argument("file", help="the case file")
+    p.add_argument("--robust", action="store_true",
+                   help="also seeds 0-4 and every perturbation (oneDNN off, AVX2 kernels, 2 threads, JAX): "
+                        "the margin of each oracle condition; fails a case whose margin is too small")
     common(p, running=True)
     p.set_defaults(fn=cmd_check_case)
 
@@ -93,4 +101,7 @@ def add_commands(sub, common) -> None:
 
     from .backends import add_command as add_backends
     add_backends(sub, common)
+
+    from .robust import add_command as add_robust
+    add_robust(sub, common)
 

@@ -65,6 +65,9 @@ class ClassificationParams(Params):
     flip_y: float = Field(0.01, ge=0, le=0.5, description="share of labels assigned at random")
     weights: list[float] | None = Field(None, description="class proportions, e.g. [0.95, 0.05]")
     sort_by_label: bool = Field(False, description="order rows by label before an unshuffled split")
+    shuffle_features: bool = Field(True, description="false keeps make_classification's column order, informative "
+                                                     "columns first, so a fault applied by column position "
+                                                     "(scale_features) hits them the same way on every seed")
 
 
 @DATASETS.component("tabular_classification", ClassificationParams)
@@ -75,7 +78,11 @@ def tabular_classification(p: ClassificationParams, seed: int) -> Data:
     x, y = make_classification(n_samples=p.n_samples, n_features=p.n_features,
                                n_informative=min(p.n_informative, p.n_features),
                                n_redundant=0, n_classes=p.n_classes, class_sep=p.class_sep,
-                               flip_y=p.flip_y, weights=p.weights, random_state=seed)
+                               flip_y=p.flip_y, weights=p.weights, random_state=seed,
+                               shuffle=p.shuffle_features)
+    if not p.shuffle_features:   # make_classification then leaves the rows grouped by class as well
+        order = np.random.default_rng(seed).permutation(len(y))
+        x, y = x[order], y[order]
     if p.sort_by_label:
         order = np.argsort(y, kind="stable")
         x, y = x[order], y[order]

@@ -26,14 +26,16 @@ class Measure:
     fn: Callable[[RunRecord, dict, str | None], Value]
     doc: str
     needs_key: bool = False
+    discrete: bool = False    # a count or category: its robustness margin is 'holds on every run', not a distance
+    log_scale: bool = False   # a ratio or norm that scatters by factors, not by amounts: margins in log10
 
 
 MEASURES: Registry[Measure] = Registry("oracle measure")
 
 
-def _measure(name: str, needs_key: bool = False):
+def _measure(name: str, needs_key: bool = False, discrete: bool = False, log_scale: bool = False):
     def deco(fn):
-        MEASURES.register(name)(Measure(fn, (fn.__doc__ or "").strip(), needs_key))
+        MEASURES.register(name)(Measure(fn, (fn.__doc__ or "").strip(), needs_key, discrete, log_scale))
         return fn
     return deco
 
@@ -46,7 +48,7 @@ def _finite(xs: list[float]) -> list[float]:
     return [x for x in xs if math.isfinite(x)]
 
 
-@_measure("outcome")
+@_measure("outcome", discrete=True)
 def outcome(r, extras, key):
     """The run's outcome: completed, nan, stopped_early, crashed or timeout."""
     return r.outcome.status
@@ -94,14 +96,14 @@ def train_minus_val(r, extras, key):
     return last(r, extras, key) - last(r, extras, f"val_{key}")
 
 
-@_measure("loss_nonfinite")
+@_measure("loss_nonfinite", discrete=True)
 def loss_nonfinite(r, extras, key):
     """1 if any epoch's training loss was NaN/inf or the run ended as 'nan', else 0."""
     bad = any(not math.isfinite(x) for x in _series(r, "loss")) or r.outcome.status == "nan"
     return 1.0 if bad else 0.0
 
 
-@_measure("loss_ratio")
+@_measure("loss_ratio", log_scale=True)
 def loss_ratio(r, extras, key):
     """Last finite training loss over the first; inf when the loss became non-finite."""
     s = _series(r, "loss")
@@ -116,14 +118,14 @@ def _layer_series(r: RunRecord, attr: str) -> list[list[float]]:
     return [list(getattr(e, attr).values()) for e in r.trace if getattr(e, attr)]
 
 
-@_measure("grad_ratio")
+@_measure("grad_ratio", log_scale=True)
 def grad_ratio(r, extras, key):
     """Median over epochs of |grad W_first| / |grad W_last| on the probe batch (AUTOTRAINER's ratio)."""
     ratios = sorted(v[0] / v[-1] for v in _layer_series(r, "grad_norms") if len(v) > 1 and v[-1] > 0)
     return ratios[len(ratios) // 2] if ratios else math.nan
 
 
-@_measure("max_grad_norm")
+@_measure("max_grad_norm", log_scale=True)
 def max_grad_norm(r, extras, key):
     """Largest per-layer probe-batch gradient norm over all epochs (inf if any was non-finite)."""
     vals = [x for v in _layer_series(r, "grad_norms") for x in v]
@@ -153,20 +155,20 @@ def min_steps_fraction(r, extras, key):
     return min(fr) if fr else math.nan
 
 
-@_measure("epochs_run")
+@_measure("epochs_run", discrete=True)
 def epochs_run(r, extras, key):
     """Epochs completed."""
     return float(r.outcome.epochs_run)
 
 
-@_measure("max_update_ratio")
+@_measure("max_update_ratio", log_scale=True)
 def max_update_ratio(r, extras, key):
     """Largest per-layer weight update ratio |dW|/|W| over the run (0 means nothing learned)."""
     vals = [x for v in _layer_series(r, "update_ratios") for x in v if math.isfinite(x)]
     return max(vals) if vals else math.nan
 
 
-@_measure("min_layer_update")
+@_measure("min_layer_update", log_scale=True)
 def min_layer_update(r, extras, key):
     """Smallest, over weighted layers, of that layer's largest update ratio |dW|/|W| over the run:
     0 when some layer's kernel never changed (frozen), NaN when no layer has a finite ratio."""
@@ -178,7 +180,7 @@ def min_layer_update(r, extras, key):
     return min(per_layer.values()) if per_layer else math.nan
 
 
-@_measure("val_loss_rise")
+@_measure("val_loss_rise", log_scale=True)
 def val_loss_rise(r, extras, key):
     """Last validation loss over the lowest validation loss of the run: well above 1 when the
     validation loss climbs back up while training goes on (overfitting); inf if it became non-finite."""

@@ -63,7 +63,7 @@ class RayPool:
 
     def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
         ray = self.ray
-        from ray.exceptions import RayTaskError, TaskCancelledError
+        from ray.exceptions import OutOfMemoryError, RayTaskError, TaskCancelledError
 
         pending = list(jobs)[::-1]
         inflight: dict = {}
@@ -83,6 +83,10 @@ class RayPool:
                     yield JobResult(job, "error", None, f"{type(cause).__name__}: {cause}", now - t0)
                 except TaskCancelledError:
                     yield JobResult(job, "timeout", None, f"exceeded the time limit of {job.timeout:g}s", now - t0)
+                except OutOfMemoryError as e:   # Ray's memory monitor: this node's limit, not the case's doing
+                    self.replaced += 1
+                    yield JobResult(job, "memory", None, f"Ray killed the task for lack of memory: {e}"[:500],
+                                    now - t0)
                 except Exception as e:  # noqa: BLE001 - worker crashed, node died, object lost
                     self.replaced += 1
                     yield JobResult(job, "crashed", None, f"Ray worker failed: {type(e).__name__}: {e}"[:500],

@@ -159,6 +159,14 @@ class Environment:
     device: str = ""
     device_name: str = ""
     platform: str = ""
+    cpu_model: str = ""
+    cpu_vendor: str = ""
+    arch: str = ""
+    cpu_flags: tuple = ()            # the SIMD features that change numerics (hardware.NUMERIC_FLAGS)
+    onednn: str = ""                 # on | off (TF_ENABLE_ONEDNN_OPTS)
+    numeric_env: Mapping = field(default_factory=lambda: MappingProxyType({}))   # TF_ENABLE_ONEDNN_OPTS, ONEDNN_MAX_CPU_ISA
+    threads: int = 0                 # intra-op threads of the worker
+    probes: Mapping = field(default_factory=lambda: MappingProxyType({}))        # platform probe readings, e.g. relu_nan
 
 
 @dataclass(frozen=True)

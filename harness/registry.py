@@ -10,6 +10,7 @@ and suggests the closest one.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
 
@@ -18,10 +19,20 @@ __all__ = ["Registry", "UnknownName", "suggest", "Component"]
 T = TypeVar("T")
 
 
+def _closeness(name: str, candidate: str) -> float:
+    """The similarity difflib.get_close_matches ranks by."""
+    return difflib.SequenceMatcher(None, candidate, name).ratio()
+
+
 def suggest(name: str, valid: list[str]) -> str:
-    """A 'did you mean' hint, or '' when nothing is close."""
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'? " if close else ""
+    """A 'did you mean' hint, or '' when nothing is close. Of equally close names the one that begins
+    like `name` wins, since a typo seldom changes the first letters ('bestest': 'best', not 'test')."""
+    close = difflib.get_close_matches(name, valid, n=max(1, len(valid)), cutoff=0.6)
+    if not close:
+        return ""
+    top = [c for c in close if _closeness(name, c) == _closeness(name, close[0])]
+    pick = max(top, key=lambda c: len(os.path.commonprefix([name, c])))
+    return f"did you mean '{pick}'? "
 
 
 class UnknownName(KeyError):

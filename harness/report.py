@@ -58,12 +58,24 @@ def fingerprint_for(results, detectors, command: str) -> dict:
         "keras": env.keras if env else "", "numpy": env.numpy if env else "", "sklearn": env.sklearn if env else "",
         "backend": env.backend if env else "", "device": env.device if env else "",
         "device_name": env.device_name if env else "", "platform": env.platform if env else "",
+        **_cpu(env, results),
         "corpus_hash": digest(sorted((cid, case_hash(c)) for cid, c in cases.items()))[:16],
         "cases": len(cases), "case_ids": sorted(cases), "runs": len(results),
         "seeds": sorted({r.spec.seed for r in results}),
         "detectors": {d.name: {"version": d.version, "origin": d.origin} for d in detectors},
         "command": command,
     }
+
+
+def _cpu(env, results) -> dict:
+    """The CPU and the settings that choose its kernels; a table over runs from two CPUs says so."""
+    if env is None:
+        return {}
+    cpus = sorted({r.record.environment.cpu_model for r in results if r.record.environment.cpu_model})
+    return {"cpu_model": env.cpu_model if len(cpus) <= 1 else "mixed: " + " | ".join(cpus),
+            "cpu_vendor": env.cpu_vendor, "arch": env.arch, "cpu_flags": list(env.cpu_flags),
+            "onednn": env.onednn, "numeric_env": dict(env.numeric_env), "threads": env.threads,
+            "probes": dict(env.probes)}
 
 
 def _pct(x: float) -> str:
@@ -136,6 +148,18 @@ def build_tables(rows: list[ScoreRow], results) -> list[Table]:
                         srows, ["Outcome codes: H hit, W wrong cause, S symptom only, M missed, E error. "
                                 "Sweep points have no oracle of their own; they re-run the broken variant."], sdata))
 
+    dep = [r for r in results if r.spec.case.platform_dependence is not None]
+    tables.append(Table("platform", "Platform-dependent cases: which behaviour each run had, and its oracle",
+                        ["case", "variant", "seed", "probe", "reading", "outcome", "oracle"],
+                        [[r.spec.case.id, r.spec.variant, r.spec.seed, r.spec.case.platform_dependence.probe,
+                          r.record.environment.probes.get(r.spec.case.platform_dependence.probe, "–"),
+                          r.record.outcome.status, "holds" if r.verdict.holds else "FAILS"] for r in dep],
+                        ["A case declares `platform_dependence` when its mechanism really differs by platform; "
+                         "each run is judged by the oracle of the behaviour its worker measured."],
+                        [{"case": r.spec.case.id, "variant": r.spec.variant, "seed": r.spec.seed,
+                          "probes": dict(r.record.environment.probes), "outcome": r.record.outcome.status,
+                          **r.verdict.to_dict()} for r in dep]))
+
     inv = [r for r in results if not r.verdict.holds]
     tables.append(Table("invalid", "Runs whose oracle did not hold (excluded from scoring)",
                         ["case", "variant", "seed", "outcome", "oracle"],
@@ -162,13 +186,23 @@ def _cell(broken: list[str], fixed: list[str]) -> str:
     return (", ".join(parts) or "–") + " · " + tail
 
 
+def _cpu_line(fp: dict) -> list[str]:
+    """The CPU and the settings that choose its kernels, as one header line (none for a fingerprint without)."""
+    if not fp.get("cpu_model"):
+        return []
+    flags = " ".join(fp.get("cpu_flags") or []) or "no listed SIMD flags"
+    probes = ", ".join(f"{k}={v}" for k, v in (fp.get("probes") or {}).items())
+    return [f"CPU {fp['cpu_model']} ({fp.get('cpu_vendor') or '?'}, {fp.get('arch')}, {flags}) · oneDNN "
+            f"{fp.get('onednn')} · {fp.get('threads')} thread(s)" + (f" · probes {probes}" if probes else "")]
+
+
 def _header(fp: dict, table: Table, prefix: str) -> str:
     lines = [f"{table.title}",
              f"trainwreck {fp['trainwreck']} · {fp['date']} · corpus {fp['corpus_hash']} ({fp['cases']} cases, "
              f"{fp['runs']} runs, seeds {fp['seeds']})",
              f"TensorFlow {fp['tensorflow']} · Keras {fp['keras']} · NumPy {fp['numpy']} · scikit-learn "
              f"{fp['sklearn']} · Python {fp['python']} · backend {fp['backend']} · device {fp['device']} "
-             f"({fp['device_name']})",
+             f"({fp['device_name']})"] + _cpu_line(fp) + [
              f"reproduce: {fp['command']}"] + table.notes
     return "\n".join(prefix + ln for ln in lines)
 

@@ -28,6 +28,8 @@ __all__ = ["RunSpec", "RunResult", "plan", "execute", "fingerprint", "resolve_de
 
 # Per backend: bump a backend's number when what its workers record changes, to invalidate its cache.
 TRACE_VERSION = {"tensorflow": 3, "jax": 4, "torch": 3}   # jax 4: the probes are jit-compiled
+# How a job ends when a limit of this machine, not the case, stopped it: reported, never cached.
+MACHINE_LIMITS = ("timeout", "memory")
 # One TensorFlow thread per worker: N workers never oversubscribe N cores, and the
 # reduction order (hence every number in a record) does not depend on --jobs.
 WORKER_THREADS = 1
@@ -93,14 +95,18 @@ def check_backend(backend: str, device: str) -> None:
                                  f"use --device cpu, or --device auto to take a GPU only when present")
 
 
-def fingerprint(backend: str, device: str) -> dict:
-    """What besides the task and seed determines a run's result."""
+def fingerprint(backend: str, device: str, threads: int = WORKER_THREADS, env: dict | None = None) -> dict:
+    """What besides the task and seed determines a run's result: versions, backend, device, and the CPU with
+    the settings that choose its kernels, so runs from two processors never share a cache entry."""
+    from .hardware import cpu_facts, numeric_env
+
     return {"python": platform.python_version(),
             "tensorflow": package_version("tensorflow", "tensorflow-cpu"), "keras": package_version("keras"),
             "numpy": package_version("numpy"), "sklearn": package_version("scikit-learn"),
             **({"jax": package_version("jax"), "jaxlib": package_version("jaxlib")} if backend == "jax" else {}),
             **({"torch": package_version("torch")} if backend == "torch" else {}),
-            "backend": backend, "device": device, "trace_version": TRACE_VERSION[backend], "threads": WORKER_THREADS}
+            "backend": backend, "device": device, "trace_version": TRACE_VERSION[backend], "threads": threads,
+            **cpu_facts(), **numeric_env({**os.environ, **(env or {})})}
 
 
 def default_jobs() -> int:
@@ -134,9 +140,15 @@ class RunResult:
 
 
 def plan(cases: list[Case], *, seeds: list[int] | None = None, variants=VARIANTS,
-         backend: str = "tensorflow", device: str = "cpu", sweeps: bool = False) -> list[RunSpec]:
-    """Runs for case x variant x seed; with sweeps, also the broken variant at each sweep value."""
-    env = fingerprint(backend, device)
+         backend: str = "tensorflow", device: str = "cpu", sweeps: bool = False,
+         threads: int = WORKER_THREADS, env: dict | None = None,
+         any_seeds: list[int] | None = None) -> list[RunSpec]:
+    """Runs for case x variant x seed; with sweeps, also the broken variant at each sweep value.
+
+    `threads` and `env` (numerics-relevant environment variables for the workers) are the settings
+    `check-case --robust` perturbs; they are part of every key. `seeds` filters the declared seeds;
+    `any_seeds` replaces them (the robustness check runs seeds a case does not declare)."""
+    env = fingerprint(backend, device, threads, env)
     specs = []
 
     def add(case, variant, task, seed, severity=None):
@@ -144,7 +156,8 @@ def plan(cases: list[Case], *, seeds: list[int] | None = None, variants=VARIANTS
         specs.append(RunSpec(case, variant, seed, task, key, severity))
 
     for case in cases:
-        chosen = case.seeds if seeds is None else [s for s in case.seeds if s in seeds]
+        chosen = any_seeds if any_seeds is not None else (
+            case.seeds if seeds is None else [s for s in case.seeds if s in seeds])
         for variant in variants:
             task = resolve_variant(case, variant).model_dump(mode="json", by_alias=True)
             for seed in chosen:
@@ -199,6 +212,7 @@ def make_pool(executor: str, handler: str, init_args: tuple, n: int, memory_limi
 
 def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: float = 300.0,
             memory_limit_mb: int = 4096, backend: str = "tensorflow", device: str = "cpu",
+            threads: int = WORKER_THREADS, env: dict | None = None,
             progress: Progress | None = None, log=print, executor: str = "local",
             ray_address: str | None = None) -> list[RunResult]:
     """One result per spec, training only what the cache lacks (each distinct key once).
@@ -206,7 +220,30 @@ def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: fl
     Raises KeyboardInterrupt after the workers are stopped; every record written before then is whole.
     """
     progress = progress or Progress(len(specs), False)
-    done: dict[str, tuple[dict, dict, str, str]] = {}   # key -> (record, extras, source, message)
+    done, todo = _from_cache(specs, store, progress, log)
+    if todo:
+        check_backend(backend, device)
+        limited = 0
+        with make_pool(executor, "train", (backend, device, threads, env or {}), min(jobs, len(todo)),
+                       memory_limit_mb, ray_address) as pool:
+            job_list = [Job(s.key, {"task": s.task, "seed": s.seed, "key": s.key}, timeout) for s in todo.values()]
+            for res in pool.run(job_list):
+                spec = todo[res.job.key]
+                done[spec.key] = _settle(spec, res, store, backend, device)
+                limited += res.status in MACHINE_LIMITS
+                progress.step(spec.label, f"trained {_brief(_result(spec, *done[spec.key]))}", True)
+        if limited:
+            log(f"{limited} run(s) stopped by the time or memory limit (--timeout, --memory-limit) were not "
+                f"cached; the next run retries them")
+    return [_result(spec, *done[spec.key]) for spec in specs]
+
+
+def _from_cache(specs: list[RunSpec], store: RunStore, progress: Progress,
+                log) -> tuple[dict[str, tuple[dict, dict, str, str]], dict[str, RunSpec]]:
+    """(done, todo): key -> (record, extras, 'cached', '') for what the cache holds, key -> spec for the rest.
+
+    A damaged record is reported and discarded, so its run is trained again."""
+    done: dict[str, tuple[dict, dict, str, str]] = {}
     todo: dict[str, RunSpec] = {}
     for spec in specs:
         if spec.key in done or spec.key in todo:
@@ -222,30 +259,29 @@ def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: fl
         else:
             done[spec.key] = (stored.record, stored.extras, "cached", "")
             progress.step(spec.label, "cached", False)
+    return done, todo
 
-    if todo:
-        check_backend(backend, device)
-        with make_pool(executor, "train", (backend, device, WORKER_THREADS), min(jobs, len(todo)),
-                       memory_limit_mb, ray_address) as pool:
-            job_list = [Job(s.key, {"task": s.task, "seed": s.seed, "key": s.key}, timeout) for s in todo.values()]
-            for res in pool.run(job_list):
-                spec = todo[res.job.key]
-                if res.status == "ok":
-                    store.put(spec.key, res.value["record"], res.value["extras"])
-                    done[spec.key] = (res.value["record"], res.value["extras"], "trained", "")
-                else:
-                    rec = _failure_record(spec, res, backend, device)
-                    if res.status in ("timeout", "crashed", "memory"):
-                        store.put(spec.key, rec, {})
-                    done[spec.key] = (rec, {}, "failed", res.message)
-                progress.step(spec.label, f"trained {_brief(_result(spec, *done[spec.key]))}", True)
-    return [_result(spec, *done[spec.key]) for spec in specs]
+
+def _settle(spec: RunSpec, res: JobResult, store: RunStore, backend: str,
+            device: str) -> tuple[dict, dict, str, str]:
+    """(record, extras, source, message) of a finished job, cached when it is the case's own result.
+
+    A completed run and a worker that died by itself are; a run stopped at a time or memory limit is
+    reported for this invocation only, since the limit belongs to this machine and command line, and an
+    error raised by the harness itself is not the case's doing either."""
+    if res.status == "ok":
+        store.put(spec.key, res.value["record"], res.value["extras"])
+        return res.value["record"], res.value["extras"], "trained", ""
+    rec = _failure_record(spec, res, backend, device)
+    if res.status == "crashed":
+        store.put(spec.key, rec, {})
+    return rec, {}, "failed", res.message
 
 
 def _result(spec: RunSpec, record: dict, extras: dict, source: str, message: str = "") -> RunResult:
     rec = RunRecord.from_dict(record)
     # a sweep point makes no claim of its own: it shows where detectors start to see the fault
-    conds = [] if spec.severity is not None else getattr(spec.case.oracle, spec.variant)
+    conds = [] if spec.severity is not None else spec.case.oracle_for(spec.variant, rec.environment.probes)
     return RunResult(spec, rec, extras, evaluate(conds, rec, extras), source, message)
 
 

@@ -84,7 +84,7 @@ def _row(info: DetectorInfo, res: RunResult, answer: dict | None, error: str) ->
     is_fault = res.spec.variant == "broken" and case.cause != HEALTHY
     base = dict(detector=info.name, detector_version=info.version, case_id=case.id, family=case.family,
                 variant=res.spec.variant, seed=res.spec.seed, expected_cause=case.cause,
-                expected_symptoms=tuple(case.symptoms), is_fault=is_fault, valid=res.verdict.holds,
+                expected_symptoms=tuple(case.symptoms_for(res.record.environment.probes)), is_fault=is_fault, valid=res.verdict.holds,
                 run_key=res.spec.key, severity=res.spec.severity)
     if answer is None:
         return ScoreRow(**base, error=error or "no answer")

@@ -18,6 +18,7 @@ import traceback
 import numpy as np
 
 from .case import Task
+from .hardware import cpu_facts, numeric_env, onednn_state, run_probes
 from .datasets import load_dataset
 from .models import MODELS, build_model, output_spec
 from .pipelines import make_fit_input
@@ -29,12 +30,15 @@ from .transforms import apply_transforms
 __all__ = ["run_task", "environment", "setup_worker"]
 
 _ENV: dict | None = None
+_THREADS = 1
 
 
-def setup_worker(backend: str, device: str, threads: int) -> None:
-    """Process-wide settings that must precede the first TensorFlow op."""
+def setup_worker(backend: str, device: str, threads: int, env: dict | None = None) -> None:
+    """Process-wide settings that must precede the first TensorFlow op (`env`: numerics-relevant
+    variables such as TF_ENABLE_ONEDNN_OPTS, which TensorFlow reads when it is imported)."""
     import os
 
+    os.environ.update(env or {})
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if device == "cpu":
@@ -55,6 +59,8 @@ def setup_worker(backend: str, device: str, threads: int) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
     import tensorflow as tf  # also the data pipeline of PyDataset/generators on every backend
 
+    global _THREADS
+    _THREADS = threads
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     tf.get_logger().setLevel("ERROR")
@@ -100,7 +106,8 @@ def environment(backend: str, device: str) -> dict:
                 "jax": package_version("jax") if backend == "jax" else "",
                 "torch": package_version("torch") if backend == "torch" else "",
                 "backend": backend, "device": device, "device_name": name,
-                "platform": platform.platform()}
+                "platform": platform.platform(), **cpu_facts(), "onednn": onednn_state(),
+                "numeric_env": numeric_env(), "threads": _THREADS, "probes": run_probes()}
     return _ENV
 
 

@@ -8,10 +8,10 @@ import time
 __all__ = ["init_train", "train", "init_detect", "detect", "init_selftest", "selftest"]
 
 
-def init_train(backend: str, device: str, threads: int):
+def init_train(backend: str, device: str, threads: int, env: dict | None = None):
     from .train import setup_worker
 
-    setup_worker(backend, device, threads)
+    setup_worker(backend, device, threads, env)
     return {"backend": backend, "device": device}
 
 

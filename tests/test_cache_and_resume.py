@@ -1,6 +1,7 @@
 """The run cache: a rerun trains nothing, corruption is detected and re-run, a change in
-the case invalidates exactly the runs it affects, Ctrl-C keeps every finished record.
-Real CLI, real worker processes, real training of a tiny case."""
+the case invalidates exactly the runs it affects, Ctrl-C keeps every finished record, and
+a run a time or memory limit stopped is reported but never cached, so the next run retries it.
+Real CLI, real worker processes, real training of a tiny case (those tests are marked slow)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+
+from harness.case import load_case
+from harness.cli import main
+from harness.executor import Job, WorkerPool
+from harness.run import Progress, _from_cache, _result, _settle, plan
+from harness.store import RunStore
 
 from .conftest import ROOT, run_cli
 
@@ -41,8 +48,6 @@ oracle:
     - {measure: epochs_run, min: 1}
 """
 
-pytestmark = pytest.mark.slow
-
 
 def _case_dir(tmp_path: Path, epochs: int = 3, fixed_lr: float = 0.01) -> Path:
     d = tmp_path / "cases" / "test"
@@ -62,6 +67,7 @@ def _counts(out: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+@pytest.mark.slow
 def test_rerun_trains_nothing_and_corruption_is_rerun(tmp_path):
     cases = _case_dir(tmp_path)
     first = _run(tmp_path, cases, "--seeds", "0")
@@ -85,6 +91,7 @@ def test_rerun_trains_nothing_and_corruption_is_rerun(tmp_path):
     assert _counts(third.stdout) == (0, 2)
 
 
+@pytest.mark.slow
 def test_changing_one_variant_invalidates_only_its_runs(tmp_path):
     cases = _case_dir(tmp_path)
     assert _run(tmp_path, cases, "--seeds", "0,1").returncode == 0
@@ -93,14 +100,55 @@ def test_changing_one_variant_invalidates_only_its_runs(tmp_path):
     assert r.returncode == 0 and _counts(r.stdout) == (2, 2)
 
 
-def test_hung_run_is_recorded_as_timeout_and_the_rest_goes_on(tmp_path):
-    cases = _case_dir(tmp_path, epochs=200)
-    r = _run(tmp_path, cases, "--seeds", "0", "--timeout", "2")
-    assert r.returncode == 1          # the oracles of the killed runs do not hold
-    assert "outcome timeout" in r.stdout
-    assert _counts(r.stdout) == (0, 2)
-    recs = [json.loads(p.read_text())["record"] for p in (tmp_path / "res" / "runs").glob("*.json")]
-    assert {x["outcome"]["status"] for x in recs} == {"timeout"}
+@pytest.mark.slow
+def test_run_stopped_by_the_time_limit_is_reported_not_cached_and_retrained_next_time(tmp_path, capsys):
+    cases = _case_dir(tmp_path, epochs=50)
+    runs = tmp_path / "res" / "runs"
+    argv = ["run", "--cases", str(cases), "--results", str(tmp_path / "res"), "--seeds", "0", "--jobs", "2", "-q"]
+
+    assert main([*argv, "--timeout", "0.5"]) == 1        # the oracles of the killed runs do not hold
+    out = capsys.readouterr().out
+    assert out.count("outcome timeout") == 2 and _counts(out) == (0, 2)
+    assert "2 run(s) stopped by the time or memory limit" in out and "the next run retries them" in out
+    assert not list(runs.glob("*.json"))
+
+    assert main(argv) == 0                               # the default limits: both trained this time
+    out = capsys.readouterr().out
+    assert _counts(out) == (0, 2) and "stopped by the time" not in out
+    recs = [json.loads(p.read_text())["record"] for p in runs.glob("*.json")]
+    assert len(recs) == 2 and {x["outcome"]["status"] for x in recs} == {"completed"}
+
+    assert main(argv) == 0 and _counts(capsys.readouterr().out) == (2, 0)
+
+
+def test_limit_kills_are_reported_not_cached_but_a_dying_worker_is(tmp_path):
+    """Real workers hang, outgrow the memory limit, die and raise in place of four runs of a case. What a
+    limit of this machine stopped is reported with its outcome but left out of the cache, so the next
+    invocation trains it again; a worker that died by itself is the case's own result and stays cached."""
+    case = load_case(_case_dir(tmp_path) / "test" / "tiny.yaml")
+    specs = {s.key: s for s in plan([case], seeds=[0, 1])}
+    modes = dict(zip(specs, ["hang", "memory", "exit", "raise"]))
+    jobs = [Job(key, {"mode": mode}, 1.0 if mode == "hang" else 60.0) for key, mode in modes.items()]
+    store = RunStore(tmp_path / "runs")
+
+    def settle(res):
+        spec = specs[res.job.key]
+        return res.status, _result(spec, *_settle(spec, res, store, "tensorflow", "cpu"))
+
+    with WorkerPool("selftest", n=2, memory_limit_mb=300) as pool:
+        settled = {modes[res.job.key]: settle(res) for res in pool.run(jobs)}
+    assert {mode: status for mode, (status, _) in settled.items()} == {
+        "hang": "timeout", "memory": "memory", "exit": "crashed", "raise": "error"}
+    outcome = {mode: r.record.outcome for mode, (_, r) in settled.items()}
+    assert outcome["hang"].status == "timeout" and outcome["memory"].exception_type == "MemoryError"
+    assert all(not r.verdict.holds and r.source == "failed" for _, r in settled.values())
+
+    keys = {mode: key for key, mode in modes.items()}
+    assert store.keys() == [keys["exit"]]
+    done, todo = _from_cache(list(specs.values()), store, Progress(len(specs), False), log=print)
+    assert set(todo) == {keys["hang"], keys["memory"], keys["raise"]}
+    assert set(done) == {keys["exit"]} and done[keys["exit"]][2] == "cached"
+    assert done[keys["exit"]][0]["outcome"]["exception_type"] == "WorkerDied"
 
 
 def _default_sigint() -> None:
@@ -109,6 +157,7 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_resume_trains_only_the_rest(tmp_path):
     cases = _case_dir(tmp_path, epochs=30)
     res = tmp_path / "res"

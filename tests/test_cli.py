@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import build_parser
+from harness.cli import MIN_MEMORY_MIB, build_parser, main, physical_memory_mib
 
-from .conftest import run_cli
+from .conftest import CASES, run_cli
 
 COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
 
@@ -25,6 +25,44 @@ def test_every_subcommand_has_help(command):
 
 def test_bad_option_exits_2():
     assert run_cli("run", "--no-such-flag").returncode == 2
+
+
+PHYSICAL_MIB = physical_memory_mib()
+ABSURD = [("--jobs", "0", "a whole number of worker processes, at least 1; got '0'"),
+          ("--jobs", "-3", "a whole number of worker processes, at least 1; got '-3'"),
+          ("--timeout", "0", "a finite number of seconds greater than 0; got '0'"),
+          ("--timeout", "-5", "a finite number of seconds greater than 0; got '-5'"),
+          ("--timeout", "nan", "a finite number of seconds greater than 0; got 'nan'"),
+          ("--memory-limit", "1", f"MiB per worker from {MIN_MEMORY_MIB} to this machine's"),
+          ("--memory-limit", str(MIN_MEMORY_MIB - 1), f"MiB per worker from {MIN_MEMORY_MIB} to this machine's")]
+if PHYSICAL_MIB:
+    ABSURD.append(("--memory-limit", str(PHYSICAL_MIB + 1), f"to this machine's {PHYSICAL_MIB} MiB"))
+
+
+@pytest.mark.parametrize("command", ["run", "bench", "check-case"])
+@pytest.mark.parametrize("option,value,expected", ABSURD)
+def test_absurd_limits_are_refused_before_anything_runs(tmp_path, capsys, command, option, value, expected):
+    good = str(CASES / "optimization" / "lr-divergence.yaml")
+    target = [good] if command == "check-case" else ["--case", "lr-divergence"]
+    with pytest.raises(SystemExit) as e:
+        main([command, *target, "--results", str(tmp_path / "res"), "-q", option, value])
+    assert e.value.code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"trainwreck {command}: error: argument {option}") and expected in line, line
+    assert not (tmp_path / "res").exists()
+
+
+def test_refused_option_is_exit_2_from_the_command():
+    r = run_cli("run", "--jobs", "0")
+    assert r.returncode == 2 and "argument --jobs/-j: expected a whole number" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_small_but_sensible_limits_are_accepted():
+    args = build_parser().parse_args(["run", "--timeout", "0.5", "--memory-limit", str(MIN_MEMORY_MIB), "-j", "1"])
+    assert (args.timeout, args.memory_limit, args.jobs) == (0.5, MIN_MEMORY_MIB, 1)
+    default = build_parser().parse_args(["run"]).memory_limit
+    assert MIN_MEMORY_MIB <= default <= (PHYSICAL_MIB or default)
 
 
 def test_unknown_case_filter_exits_2_with_suggestion():

@@ -15,7 +15,7 @@ from .conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
-TABLES = ("leaderboard", "matrix", "per_cause", "confusion", "severity", "invalid")
+TABLES = ("leaderboard", "matrix", "per_cause", "confusion", "severity", "platform", "invalid")
 CASES = ["--case", "lr-divergence", "--case", "ragged-generator"]
 
 
@@ -33,7 +33,7 @@ def test_every_table_in_every_format_with_fingerprint(scored):
         doc = json.loads((out / f"{t}.json").read_text())
         fp = doc["fingerprint"]
         for key in ("trainwreck", "tensorflow", "keras", "numpy", "backend", "device", "corpus_hash", "date",
-                    "command", "seeds", "detectors"):
+                    "command", "seeds", "detectors", "cpu_model", "arch", "onednn"):
             assert fp[key] not in (None, ""), (t, key)
         assert fp["command"].startswith("trainwreck score")
         assert fp["corpus_hash"] in (out / f"{t}.md").read_text()

@@ -142,3 +142,30 @@ def test_backend_notes_must_name_a_backend(tmp_path):
     line = _one_error(p)
     assert "lr-divergence.yaml: backend_notes.mxnet" in line
     assert "should be 'tensorflow', 'jax' or 'torch' (got 'mxnet')" in line
+
+
+@pytest.mark.parametrize("measure,expected", [
+    ("bestest", "unknown oracle measure 'bestest'; did you mean 'best'? valid: best, "),
+    ("", "unknown oracle measure ''; valid: best, "),
+])
+def test_unknown_oracle_measure_is_located_beside_other_files_errors(tmp_path, capsys, measure, expected):
+    """An unknown measure is one located line among the others, not an error that hides every other file's."""
+    from harness.cli import main
+
+    p = _variant(tmp_path, lambda d: d["oracle"]["broken"][0].update(measure=measure))
+    other = _variant(tmp_path, lambda d: d.update(cause="lr_to_high"), name="other-case", family="data")
+    with pytest.raises(CaseErrors) as e:
+        load_corpus(tmp_path / "cases")
+    lines = [str(x) for x in e.value.errors]
+    assert f"{p}: oracle.broken.0.measure: {expected}" in "\n".join(lines)
+    assert any(x.startswith(f"{other}: cause: unknown cause 'lr_to_high'") for x in lines)
+
+    assert main(["validate", "--cases", str(tmp_path / "cases")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == lines and "trainwreck: error" not in err
+
+
+def test_sweep_path_through_a_value_that_is_no_mapping_is_located(tmp_path):
+    p = _variant(tmp_path, lambda d: d["sweep"].update(path="compile.learning_rate.x"))
+    line = _one_error(p)
+    assert line == f"{p}: sweep.path: 'x' is not a key of the value at 'compile.learning_rate' (a float, not a mapping)"
