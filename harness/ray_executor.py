@@ -12,6 +12,8 @@ Requires the optional extra: `pip install trainwreck[ray]`.
 
 from __future__ import annotations
 
+import json
+
 import time
 from typing import Iterable, Iterator
 
@@ -25,7 +27,7 @@ _STATE: dict = {}
 def _ray_job(handler: str, init_args: tuple, payload):
     """Runs inside a Ray worker process: set the handler up once per process, then serve."""
     init, fn = resolve_handler(handler)
-    key = (handler, tuple(init_args))
+    key = (handler, json.dumps(list(init_args), sort_keys=True, default=str))   # init args may hold a dict (env)
     if key not in _STATE:
         _STATE[key] = init(*init_args)
     return fn(_STATE[key], payload)
