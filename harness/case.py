@@ -269,6 +269,10 @@ class _GuardedLoader(yaml.SafeLoader):
 
 
 def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        why = ("is a directory; give a case file, or --cases DIR for a directory of cases" if path.is_dir()
+               else "no such file")
+        raise CaseErrors([CaseError(str(path), "", why)])
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise CaseErrors([CaseError(str(path), "", f"file is {size} bytes; a case file may hold at most {MAX_FILE_BYTES}")])
@@ -439,6 +443,8 @@ def case_files(root: Path = CASES_DIR) -> list[Path]:
 
 def load_corpus(root: Path = CASES_DIR, *, include_deprecated: bool = False) -> list[Case]:
     """Every case under root, sorted by path; all errors of all files are raised together."""
+    if not Path(root).is_dir():
+        raise CaseErrors([CaseError(str(root), "", "no such case directory")])
     cases, errors, seen = [], [], {}
     for path in case_files(root):
         try:

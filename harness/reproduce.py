@@ -25,6 +25,21 @@ def compare_rows(old: list, new: list) -> list[str]:
     return diffs
 
 
+def _table_file(path: Path) -> tuple[dict, str]:
+    """(fingerprint, table name) of a results/*.json table; a UsageError naming the file otherwise."""
+    from .cli import UsageError
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return doc["fingerprint"], doc["table"]
+    except OSError as e:
+        raise UsageError(f"{path}: {e.strerror or e}; give a table written by trainwreck, e.g. "
+                         f"results/leaderboard.json") from None
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        raise UsageError(f"{path}: not a trainwreck table (expected JSON with 'fingerprint' and 'table', "
+                         f"e.g. results/leaderboard.json)") from None
+
+
 def cmd_reproduce(args) -> int:
     from .case import load_corpus
     from .cli import _oracle_summary, _run
@@ -33,8 +48,7 @@ def cmd_reproduce(args) -> int:
 
     from detectors.loading import select
 
-    doc = json.loads(Path(args.file).read_text())
-    fp, table = doc["fingerprint"], doc["table"]
+    fp, table = _table_file(Path(args.file))
     corpus = {c.id: c for c in load_corpus(Path(args.cases))}
     missing = [c for c in fp["case_ids"] if c not in corpus]
     if missing:

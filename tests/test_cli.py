@@ -107,3 +107,19 @@ def test_new_case_check_case_round_trip(tmp_path, corpus_results, results_dir):
     bad = run_cli("check-case", str(path), "--results", str(results_dir), "-q")
     assert bad.returncode == 1
     assert "ORACLE FAILS my-first-case broken" in bad.stdout and "loss_nonfinite = 0 [>= 1] FAILS" in bad.stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["validate", "/nonexistent.yaml"], "/nonexistent.yaml: no such file"),
+    (["validate", "cases/architecture"], "cases/architecture: is a directory"),
+    (["check-case", "/nonexistent.yaml"], "/nonexistent.yaml: no such file"),
+    (["validate", "--cases", "/typo"], "/typo: no such case directory"),
+    (["reproduce", "/nonexistent.json"], "/nonexistent.json: No such file"),
+    (["reproduce", "README.md"], "README.md: not a trainwreck table"),
+], ids=["missing-case", "folder-as-case", "check-missing", "missing-corpus", "missing-table", "not-a-table"])
+def test_path_typos_are_one_line_usage_errors(args, expected):
+    """An everyday typo is exit 2 with the path and what was expected, never a traceback or '0 cases valid'."""
+    r = run_cli(*args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert expected in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
