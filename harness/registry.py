@@ -68,7 +68,11 @@ class Registry(Generic[T]):
     def component(self, name: str, params) -> Callable[[Callable], Callable]:
         """Decorator: register fn as a Component with this parameter schema."""
         def deco(fn: Callable) -> Callable:
-            self.register(name)(Component(params, fn, (fn.__doc__ or "").strip().splitlines()[0]))
+            doc = (fn.__doc__ or "").strip()
+            if not doc:
+                raise ValueError(f"{self.kind} '{name}' ({fn.__module__}.{fn.__qualname__}) needs a docstring: "
+                                 f"its first line is what `trainwreck ls` and the docs show")
+            self.register(name)(Component(params, fn, doc.splitlines()[0]))
             return fn
         return deco
 

@@ -25,18 +25,20 @@ def compare_rows(old: list, new: list) -> list[str]:
     return diffs
 
 
-def _table_file(path: Path) -> tuple[dict, str]:
-    """(fingerprint, table name) of a results/*.json table; a UsageError naming the file otherwise."""
+def _table_file(path: Path) -> dict:
+    """A results/*.json table (fingerprint, table, headers, rows); a UsageError naming the file otherwise."""
     from .cli import UsageError
 
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return doc["fingerprint"], doc["table"]
+        if not all(k in doc for k in ("fingerprint", "table", "headers", "rows")):
+            raise KeyError("fingerprint")
+        return doc
     except OSError as e:
         raise UsageError(f"{path}: {e.strerror or e}; give a table written by trainwreck, e.g. "
                          f"results/leaderboard.json") from None
     except (ValueError, UnicodeDecodeError, KeyError, TypeError):
-        raise UsageError(f"{path}: not a trainwreck table (expected JSON with 'fingerprint' and 'table', "
+        raise UsageError(f"{path}: not a trainwreck table (expected JSON with its 'fingerprint', 'table', 'headers' and 'rows', "
                          f"e.g. results/leaderboard.json)") from None
 
 
@@ -48,7 +50,8 @@ def cmd_reproduce(args) -> int:
 
     from detectors.loading import select
 
-    fp, table = _table_file(Path(args.file))
+    doc = _table_file(Path(args.file))
+    fp, table = doc["fingerprint"], doc["table"]
     corpus = {c.id: c for c in load_corpus(Path(args.cases))}
     missing = [c for c in fp["case_ids"] if c not in corpus]
     if missing:

@@ -169,3 +169,18 @@ def test_sweep_path_through_a_value_that_is_no_mapping_is_located(tmp_path):
     p = _variant(tmp_path, lambda d: d["sweep"].update(path="compile.learning_rate.x"))
     line = _one_error(p)
     assert line == f"{p}: sweep.path: 'x' is not a key of the value at 'compile.learning_rate' (a float, not a mapping)"
+
+
+def test_component_without_docstring_is_a_clear_error_not_an_index_error():
+    from pydantic import BaseModel
+
+    from harness.registry import Registry
+
+    reg = Registry("thing")
+
+    def undocumented(data, p, seed):
+        return data
+
+    with pytest.raises(ValueError, match=r"thing 'bare' .*undocumented\) needs a docstring"):
+        reg.component("bare", BaseModel)(undocumented)
+    assert "bare" not in reg.names()
