@@ -28,6 +28,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .case import Case
 from .hardware import PERTURBATIONS, cpu_facts
@@ -133,15 +134,15 @@ def _log10(v):
     return math.log10(v) if v > 0 else -math.inf
 
 
-def _on_scale(cond, values: dict[str, list]) -> tuple[float | None, float | None, dict[str, list]]:
-    """(min, max, values per setting) on the scale the measure scatters on: log10 for ratios and norms
-    (a gradient ratio of 1.1 and of 6.5 are the same healthy run), else as measured."""
+def _on_scale(cond) -> tuple[float | None, float | None, Callable]:
+    """(min, max, transform) on the scale the measure scatters on: log10 for ratios and norms (a
+    gradient ratio of 1.1 and of 6.5 are the same healthy run), else as measured."""
     bounds = [b for b in (cond.min, cond.max) if b is not None]
     if not (MEASURES.get(cond.measure).log_scale and bounds and all(b > 0 for b in bounds)):
-        return cond.min, cond.max, values
+        return cond.min, cond.max, None
     lo = math.log10(cond.min) if cond.min is not None else None
     hi = math.log10(cond.max) if cond.max is not None else None
-    return lo, hi, {s: [_log10(v) for v in vs] for s, vs in values.items()}
+    return lo, hi, _log10
 
 
 def _spread(values: list) -> float:
@@ -162,24 +163,23 @@ def _condition_robustness(variant: str, cond, entries: list[tuple[str, int, obje
     for setting, _seed, value, _ok in entries:
         values[setting].append(value)
     held = sum(ok for *_, ok in entries)
-    lo, hi, scaled = _on_scale(cond, values)
+    lo, hi, transform = _on_scale(cond)
+    scale = transform or (lambda v: v)
+    scaled = {s: [scale(v) for v in vs] for s, vs in values.items()}
     sd = _spread(scaled.get("seeds", []))
     spread = {s: _spread(vs) if s in other_backends else sd for s, vs in scaled.items()}
     discrete = MEASURES.get(cond.measure).discrete or cond.in_ is not None
     worst_setting, margin = "", math.inf
-    position = defaultdict(int)
-    for setting, _seed, _value, ok in entries:
-        value = scaled[setting][position[setting]]
-        position[setting] += 1
+    for setting, _seed, value, ok in entries:
         m = (math.inf if ok else -math.inf) if discrete else \
-            _distance(value, lo, hi) / max(spread[setting], _scale(lo, hi))
+            _distance(scale(value), lo, hi) / max(spread[setting], _scale(lo, hi))
         if m < margin or not worst_setting:
             worst_setting, margin = setting, m
     bound = ", ".join(p for p in (f"in {cond.in_}" if cond.in_ is not None else "",
                                   f">= {cond.min:g}" if cond.min is not None else "",
                                   f"<= {cond.max:g}" if cond.max is not None else "") if p)
     return ConditionRobustness(variant, name, bound, dict(values), sd, margin, len(entries), held, worst_setting,
-                               log10=scaled is not values)
+                               log10=transform is not None)
 
 
 def assess(case: Case, settings: list[Setting], results_by_setting: dict) -> CaseRobustness:
@@ -319,11 +319,12 @@ def _execute_setting(args, log):
 
 def robustness_fingerprint(args) -> dict:
     from .cli import _command_line
-    from .hardware import numeric_env, onednn_state
+    from .hardware import onednn_state
     from .run import fingerprint, resolve_device
 
+    # fingerprint() already carries the numerics variables (TF_ENABLE_ONEDNN_OPTS, ONEDNN_MAX_CPU_ISA)
     return {**fingerprint("tensorflow", resolve_device(args.device)), "onednn": onednn_state(),
-            "numeric_env": numeric_env(), "command": _command_line(args)}
+            "command": _command_line(args)}
 
 
 def check(args, cases: list[Case], log=print) -> tuple[list[CaseRobustness], int]:

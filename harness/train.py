@@ -30,7 +30,6 @@ from .transforms import apply_transforms
 __all__ = ["run_task", "environment", "setup_worker"]
 
 _ENV: dict | None = None
-_THREADS = 1
 
 
 def setup_worker(backend: str, device: str, threads: int, env: dict | None = None) -> None:
@@ -59,8 +58,6 @@ def setup_worker(backend: str, device: str, threads: int, env: dict | None = Non
         torch.use_deterministic_algorithms(True, warn_only=True)
     import tensorflow as tf  # also the data pipeline of PyDataset/generators on every backend
 
-    global _THREADS
-    _THREADS = threads
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     tf.get_logger().setLevel("ERROR")
@@ -94,6 +91,13 @@ def _gpus(backend: str) -> list[str]:
             for g in tf.config.list_physical_devices("GPU")]
 
 
+def _intra_op_threads() -> int:
+    """The thread count setup_worker gave TensorFlow, read back rather than remembered."""
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
 def environment(backend: str, device: str) -> dict:
     global _ENV
     if _ENV is None:
@@ -107,7 +111,7 @@ def environment(backend: str, device: str) -> dict:
                 "torch": package_version("torch") if backend == "torch" else "",
                 "backend": backend, "device": device, "device_name": name,
                 "platform": platform.platform(), **cpu_facts(), "onednn": onednn_state(),
-                "numeric_env": numeric_env(), "threads": _THREADS, "probes": run_probes()}
+                "numeric_env": numeric_env(), "threads": _intra_op_threads(), "probes": run_probes()}
     return _ENV
 
 
