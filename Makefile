@@ -58,7 +58,7 @@ validate: $(STAMP)  ## validate every case file
 
 schema: $(STAMP)  ## regenerate cases/schema.json and docs from the definitions
 	$(BIN)/trainwreck schema
-	$(BIN)/python -m harness.docs
+	$(BIN)/python -m trainwreck.docs
 
 perf: $(STAMP)  ## print harness overhead, parallel speed-up, rescoring time, worker memory
 	$(BIN)/python benchmarks/perf.py

@@ -23,31 +23,30 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 FOUNDING = ["ragged-generator", "unscaled-features", "deep-lstm-vanishing", "lr-divergence", "validation-leakage"]
 
 
 def _cli(*args: str) -> tuple[float, str]:
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "trainwreck", *args], cwd=ROOT, capture_output=True, text=True)
     if r.returncode not in (0, 1):
         raise SystemExit(f"trainwreck {' '.join(args)} failed:\n{r.stderr}")
     return time.perf_counter() - t0, r.stdout
 
 
 def overhead() -> list[tuple[str, str, float, float]]:
-    from harness.train import setup_worker
+    from trainwreck.train import setup_worker
 
     setup_worker("tensorflow", "cpu", 1)
     import keras
 
-    from harness.case import load_corpus, resolve_variant
-    from harness.datasets import load_dataset
-    from harness.models import build_model
-    from harness.pipelines import make_fit_input
-    from harness.trace import PROBE_SIZE, TraceCallback
-    from harness.train import _optimizer
-    from harness.transforms import apply_transforms
+    from trainwreck.case import load_corpus, resolve_variant
+    from trainwreck.datasets import load_dataset
+    from trainwreck.models import build_model
+    from trainwreck.pipelines import make_fit_input
+    from trainwreck.trace import PROBE_SIZE, TraceCallback
+    from trainwreck.train import _optimizer
+    from trainwreck.transforms import apply_transforms
 
     by_family = {}
     for case in load_corpus(ROOT / "cases"):
@@ -85,7 +84,7 @@ def backends() -> list[tuple[str, float, float, int]]:
     import importlib.util
     import statistics
 
-    from harness.run import BACKENDS
+    from trainwreck.run import BACKENDS
 
     cases = [a for c in FOUNDING for a in ("--case", c)]
     out = []

@@ -22,7 +22,7 @@ it with `detectors.testing.check_detector`.
 
 Example::
 
-    from detectors.base import Detector, Diagnosis
+    from trainwreck.detectors import Detector, Diagnosis
 
     class LossGoesUp(Detector):
         name, version, needs = "loss-goes-up", "1.0", frozenset({"trace"})
@@ -41,8 +41,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from harness import taxonomy
-from harness.record import EpochTrace, RunRecord, truncate
+from trainwreck import taxonomy
+from trainwreck.record import EpochTrace, RunRecord, truncate
 
 __all__ = ["Diagnosis", "Detector", "OnlineDetector", "RECORD_PARTS", "InvalidDiagnosis", "RunRecord", "EpochTrace"]
 
@@ -130,7 +130,7 @@ class OnlineDetector(Detector):
 
 def restrict(record: RunRecord, needs: frozenset) -> RunRecord:
     """The record with only the declared parts filled in."""
-    from harness.record import DataProfile, ModelSummary, Outcome
+    from trainwreck.record import DataProfile, ModelSummary, Outcome
 
     blank = {"data": DataProfile(), "model": ModelSummary(), "trace": (), "outcome": Outcome()}
     return replace(record, **{k: v for k, v in blank.items() if k not in needs})

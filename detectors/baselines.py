@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from harness import taxonomy
+from trainwreck import taxonomy
 
 from .base import Detector, Diagnosis
 

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 
-from harness.registry import UnknownName
+from trainwreck.registry import UnknownName
 
 from .base import Detector
 
@@ -24,12 +24,12 @@ __all__ = ["BUILTINS", "DetectorInfo", "DetectorLoadError", "available", "select
 ENTRY_POINT_GROUP = "trainwreck.detectors"
 
 BUILTINS: dict[str, str] = {
-    "nan-guard": "detectors.nan_guard:NanGuard",
-    "autotrainer": "detectors.autotrainer:AutoTrainer",
-    "deepdiagnosis": "detectors.deepdiagnosis:DeepDiagnosis",
-    "data-lint": "detectors.data_lint:DataLint",
-    "random": "detectors.baselines:RandomCause",
-    "majority": "detectors.baselines:MajorityCause",
+    "nan-guard": "trainwreck.detectors.nan_guard:NanGuard",
+    "autotrainer": "trainwreck.detectors.autotrainer:AutoTrainer",
+    "deepdiagnosis": "trainwreck.detectors.deepdiagnosis:DeepDiagnosis",
+    "data-lint": "trainwreck.detectors.data_lint:DataLint",
+    "random": "trainwreck.detectors.baselines:RandomCause",
+    "majority": "trainwreck.detectors.baselines:MajorityCause",
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from harness.record import RunRecord, truncate
+from trainwreck.record import RunRecord, truncate
 
 from .base import Detector, Diagnosis, OnlineDetector, restrict
 

@@ -1,6 +1,6 @@
 """The detector conformance kit, in the spirit of scikit-learn's `check_estimator`.
 
-    from detectors.testing import check_detector, parametrize_with_checks
+    from trainwreck.detectors.testing import check_detector, parametrize_with_checks
 
     check_detector(MyDetector)                       # raises AssertionError on the first failure
 
@@ -22,8 +22,8 @@ import copy
 import time
 from typing import Callable
 
-from harness import taxonomy
-from harness.record import RunRecord
+from trainwreck import taxonomy
+from trainwreck.record import RunRecord
 
 from .base import RECORD_PARTS, Detector, Diagnosis, OnlineDetector, restrict
 

@@ -138,7 +138,7 @@ def _cached_backends(cases, seeds, device: str, store) -> list[str]:
 
 
 def cmd_backends(args) -> int:
-    from detectors.loading import select
+    from trainwreck.detectors.loading import select
 
     from .cli import UsageError, _cached_results, _command_line, _load, _results_dir, _seeds
     from .report import fingerprint_for, render_md, write_tables

@@ -22,7 +22,7 @@ from .executor import WorkerStartError
 from .registry import UnknownName
 from .run import BACKENDS, BackendUnavailable
 
-from detectors.loading import DetectorLoadError
+from trainwreck.detectors.loading import DetectorLoadError
 
 __all__ = ["main"]
 
@@ -149,7 +149,7 @@ def cmd_run(args) -> int:
 
 
 def _score(args, results, log):
-    from detectors.loading import select
+    from trainwreck.detectors.loading import select
 
     from .score import score_runs
 
@@ -227,7 +227,7 @@ def _exit_for(args, results, rows) -> int:
 def cmd_detectors(args) -> int:
     from tabulate import tabulate
 
-    from detectors.loading import available
+    from trainwreck.detectors.loading import available
 
     avail = available(args.detector_spec or [])
     print(tabulate([(d.name, d.version, d.origin, d.spec) for d in avail.values()],

@@ -30,9 +30,9 @@ class WorkerStartError(RuntimeError):
 # Handlers a worker may run, by name. A closed list: nothing a case file says
 # can make a worker import an arbitrary module.
 HANDLERS = {
-    "train": ("harness.worker_jobs", "init_train", "train"),
-    "detect": ("harness.worker_jobs", "init_detect", "detect"),
-    "selftest": ("harness.worker_jobs", "init_selftest", "selftest"),
+    "train": ("trainwreck.worker_jobs", "init_train", "train"),
+    "detect": ("trainwreck.worker_jobs", "init_detect", "detect"),
+    "selftest": ("trainwreck.worker_jobs", "init_selftest", "selftest"),
 }
 
 

@@ -48,7 +48,7 @@ def cmd_reproduce(args) -> int:
     from .report import build_tables, comparable, fingerprint_for
     from .score import score_runs
 
-    from detectors.loading import select
+    from trainwreck.detectors.loading import select
 
     doc = _table_file(Path(args.file))
     fp, table = doc["fingerprint"], doc["table"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from detectors.loading import DetectorInfo
+from trainwreck.detectors.loading import DetectorInfo
 
 from .executor import Job, WorkerPool
 from .run import RunResult
@@ -126,7 +126,7 @@ def score_runs(results: list[RunResult], detectors: list[DetectorInfo], *, jobs:
 
 
 def _budget(info: DetectorInfo) -> float:
-    from detectors.loading import resolve_class
+    from trainwreck.detectors.loading import resolve_class
 
     try:
         # the budget covers the replay over every trace prefix, plus process overheads

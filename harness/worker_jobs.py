@@ -27,13 +27,13 @@ def train(state: dict, payload: dict) -> dict:
 
 
 def init_detect(spec: str):
-    from detectors.loading import load_detector
+    from trainwreck.detectors.loading import load_detector
 
     return load_detector(spec)
 
 
 def detect(detector, payload: dict) -> dict:
-    from detectors.runner import diagnose_replay
+    from trainwreck.detectors.runner import diagnose_replay
 
     return diagnose_replay(detector, payload["record"], payload.get("replay", True))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from detectors.base import Detector, Diagnosis
+from trainwreck.detectors.base import Detector, Diagnosis
 
 
 class Crashing(Detector):

@@ -13,9 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
-sys.path.insert(0, str(ROOT))
 
-from harness.case import case_files, load_corpus  # noqa: E402
+from trainwreck.case import case_files, load_corpus  # noqa: E402
 
 
 def pytest_report_header(config):
@@ -36,8 +35,8 @@ def results_dir() -> Path:
 @pytest.fixture(scope="session")
 def corpus_results(corpus, results_dir):
     """Every run of the corpus (case x variant x seed), trained once in real worker processes."""
-    from harness.run import Progress, default_jobs, execute, plan
-    from harness.store import RunStore
+    from trainwreck.run import Progress, default_jobs, execute, plan
+    from trainwreck.store import RunStore
 
     specs = plan(corpus, device="cpu")
     results = execute(specs, RunStore(results_dir / "runs"), jobs=default_jobs(), timeout=600,
@@ -49,5 +48,5 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: floa
             input: str | None = None) -> subprocess.CompletedProcess:
     """The real `trainwreck` command in a subprocess."""
     full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=full_env,
+    return subprocess.run([sys.executable, "-m", "trainwreck", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout, input=input)

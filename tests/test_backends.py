@@ -12,9 +12,9 @@ import json
 
 import pytest
 
-from harness.case import load_case
-from harness.run import Progress, check_backend, default_jobs, execute, plan
-from harness.store import RunStore
+from trainwreck.case import load_case
+from trainwreck.run import Progress, check_backend, default_jobs, execute, plan
+from trainwreck.store import RunStore
 
 from .conftest import CASES, run_cli
 
@@ -78,7 +78,7 @@ def test_backend_tables(backend_results, results_dir, tmp_path):
 
 
 def test_missing_backend_is_a_clear_error_before_any_worker(monkeypatch):
-    from harness.run import BackendUnavailable
+    from trainwreck.run import BackendUnavailable
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.case import load_case
-from harness.cli import main
-from harness.executor import Job, WorkerPool
-from harness.run import Progress, _from_cache, _result, _settle, plan
-from harness.store import RunStore
+from trainwreck.case import load_case
+from trainwreck.cli import main
+from trainwreck.executor import Job, WorkerPool
+from trainwreck.run import Progress, _from_cache, _result, _settle, plan
+from trainwreck.store import RunStore
 
 from .conftest import ROOT, run_cli
 
@@ -161,7 +161,7 @@ def _default_sigint() -> None:
 def test_ctrl_c_stops_cleanly_and_resume_trains_only_the_rest(tmp_path):
     cases = _case_dir(tmp_path, epochs=30)
     res = tmp_path / "res"
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--cases", str(cases), "--results", str(res),
+    proc = subprocess.Popen([sys.executable, "-m", "trainwreck", "run", "--cases", str(cases), "--results", str(res),
                              "--jobs", "1", "-q"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 240

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import MIN_MEMORY_MIB, build_parser, main, physical_memory_mib
+from trainwreck.cli import MIN_MEMORY_MIB, build_parser, main, physical_memory_mib
 
 from .conftest import CASES, run_cli
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from detectors.base import Detector, Diagnosis, OnlineDetector
-from detectors.nan_guard import NanGuard
-from detectors.testing import CHECKS, check_detector, parametrize_with_checks
+from trainwreck.detectors.base import Detector, Diagnosis, OnlineDetector
+from trainwreck.detectors.nan_guard import NanGuard
+from trainwreck.detectors.testing import CHECKS, check_detector, parametrize_with_checks
 
 
 def unchecked(**fields) -> Diagnosis:

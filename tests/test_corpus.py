@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.case import case_files, load_case
+from trainwreck.case import case_files, load_case
 
 from .conftest import CASES
 

@@ -8,14 +8,14 @@ import math
 
 import pytest
 
-from detectors.autotrainer import AutoTrainer
-from detectors.base import restrict
-from detectors.baselines import CHOICES, MajorityCause, RandomCause
-from detectors.data_lint import DataLint
-from detectors.deepdiagnosis import DeepDiagnosis
-from detectors.loading import BUILTINS, resolve_class
-from detectors.testing import healthy_dict, parametrize_with_checks
-from harness.record import RunRecord
+from trainwreck.detectors.autotrainer import AutoTrainer
+from trainwreck.detectors.base import restrict
+from trainwreck.detectors.baselines import CHOICES, MajorityCause, RandomCause
+from trainwreck.detectors.data_lint import DataLint
+from trainwreck.detectors.deepdiagnosis import DeepDiagnosis
+from trainwreck.detectors.loading import BUILTINS, resolve_class
+from trainwreck.detectors.testing import healthy_dict, parametrize_with_checks
+from trainwreck.record import RunRecord
 
 NAN = float("nan")
 

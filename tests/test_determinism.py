@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from harness.case import load_case
-from harness.executor import Job, WorkerPool
-from harness.record import without_timings
-from harness.run import WORKER_THREADS, execute, plan
-from harness.store import RunStore
+from trainwreck.case import load_case
+from trainwreck.executor import Job, WorkerPool
+from trainwreck.record import without_timings
+from trainwreck.run import WORKER_THREADS, execute, plan
+from trainwreck.store import RunStore
 
 from .conftest import CASES
 

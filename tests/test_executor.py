@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.executor import Job, WorkerPool
+from trainwreck.executor import Job, WorkerPool
 
 
 def _run(modes, timeout=20.0, memory_limit_mb=0, n=1, sleep=0.0):

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.case import MAX_DEPTH, MAX_FILE_BYTES, CaseErrors, load_case
+from trainwreck.case import MAX_DEPTH, MAX_FILE_BYTES, CaseErrors, load_case
 
 from .conftest import CASES, ROOT, run_cli
 

@@ -8,8 +8,8 @@ from types import MappingProxyType
 
 import pytest
 
-from detectors.base import restrict
-from harness.record import RunRecord
+from trainwreck.detectors.base import restrict
+from trainwreck.record import RunRecord
 
 
 def _strings(obj):

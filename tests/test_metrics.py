@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from harness.metrics import confusion, detector_metrics, per_cause_recall
-from harness.score import ScoreRow
+from trainwreck.metrics import confusion, detector_metrics, per_cause_recall
+from trainwreck.score import ScoreRow
 
 
 def row(seed, cause, predicted=None, flagged=None, variant="broken", symptoms=(), expected_symptoms=(),

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from detectors.testing import check_detector
+from trainwreck.detectors.testing import check_detector
 
 from .conftest import ROOT, run_cli
 

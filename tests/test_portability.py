@@ -8,11 +8,11 @@ import math
 
 import pytest
 
-from harness.case import Condition, load_case
-from harness.hardware import NUMERIC_FLAGS, PERTURBATIONS, PROBES, cpu_facts
-from harness.robust import MIN_MARGIN, _condition_robustness, settings_for
-from harness.run import fingerprint, plan
-from harness.store import RunStore
+from trainwreck.case import Condition, load_case
+from trainwreck.hardware import NUMERIC_FLAGS, PERTURBATIONS, PROBES, cpu_facts
+from trainwreck.robust import MIN_MARGIN, _condition_robustness, settings_for
+from trainwreck.run import fingerprint, plan
+from trainwreck.store import RunStore
 
 from .conftest import CASES, run_cli
 

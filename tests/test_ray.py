@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from harness.case import load_case
-from harness.executor import Job
-from harness.record import without_timings
-from harness.run import execute, plan
-from harness.store import RunStore
+from trainwreck.case import load_case
+from trainwreck.executor import Job
+from trainwreck.record import without_timings
+from trainwreck.run import execute, plan
+from trainwreck.store import RunStore
 
 from .conftest import CASES
 
@@ -35,7 +35,7 @@ def test_ray_records_and_cache_equal_local(tmp_path):
 
 
 def test_ray_failures_are_results():
-    from harness.ray_executor import RayPool
+    from trainwreck.ray_executor import RayPool
 
     jobs = [Job("raise", {"mode": "raise"}, 30), Job("hang", {"mode": "hang"}, 3), Job("ok", {"mode": "ok"}, 30)]
     with RayPool("selftest", n=2) as pool:

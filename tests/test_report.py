@@ -76,7 +76,7 @@ def test_rescoring_matches_and_is_fast(scored, results_dir, tmp_path):
     again = tmp_path / "again"
     r = run_cli("score", "--results", str(results_dir), "--out", str(again), *CASES, "--no-plots")
     assert r.returncode == 0
-    from harness.report import comparable
+    from trainwreck.report import comparable
 
     a = json.loads((out / "leaderboard.json").read_text())
     b = json.loads((again / "leaderboard.json").read_text())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.case import CaseErrors, case_schema, load_case, load_corpus
+from trainwreck.case import CaseErrors, case_schema, load_case, load_corpus
 
 from .conftest import CASES, run_cli
 
@@ -120,7 +120,7 @@ def test_load_case_round_trip():
 
 
 def test_coverage_doc_is_current(corpus):
-    from harness.docs import coverage_markdown
+    from trainwreck.docs import coverage_markdown
 
     assert (CASES.parent / "docs" / "coverage.md").read_text() == coverage_markdown(corpus), "run `make schema`"
 
@@ -128,7 +128,7 @@ def test_coverage_doc_is_current(corpus):
 def test_every_cause_has_two_cases_and_there_are_traps(corpus):
     from collections import Counter
 
-    from harness.taxonomy import CAUSES, HEALTHY
+    from trainwreck.taxonomy import CAUSES, HEALTHY
 
     counts = Counter(c.cause for c in corpus)
     thin = {c: counts.get(c, 0) for c in CAUSES if c != HEALTHY and counts.get(c, 0) < 2}
@@ -150,7 +150,7 @@ def test_backend_notes_must_name_a_backend(tmp_path):
 ])
 def test_unknown_oracle_measure_is_located_beside_other_files_errors(tmp_path, capsys, measure, expected):
     """An unknown measure is one located line among the others, not an error that hides every other file's."""
-    from harness.cli import main
+    from trainwreck.cli import main
 
     p = _variant(tmp_path, lambda d: d["oracle"]["broken"][0].update(measure=measure))
     other = _variant(tmp_path, lambda d: d.update(cause="lr_to_high"), name="other-case", family="data")
@@ -174,7 +174,7 @@ def test_sweep_path_through_a_value_that_is_no_mapping_is_located(tmp_path):
 def test_component_without_docstring_is_a_clear_error_not_an_index_error():
     from pydantic import BaseModel
 
-    from harness.registry import Registry
+    from trainwreck.registry import Registry
 
     reg = Registry("thing")
 

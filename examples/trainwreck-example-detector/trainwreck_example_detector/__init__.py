@@ -2,14 +2,14 @@
 
 Install it (`pip install ./examples/trainwreck-example-detector`) and it appears in
 `trainwreck detectors` and in every leaderboard; check it with
-`python -c "from detectors.testing import check_detector; from trainwreck_example_detector import LossGoesUp; print(check_detector(LossGoesUp))"`.
+`python -c "from trainwreck.detectors.testing import check_detector; from trainwreck_example_detector import LossGoesUp; print(check_detector(LossGoesUp))"`.
 """
 
 from __future__ import annotations
 
 import math
 
-from detectors.base import Diagnosis, OnlineDetector
+from trainwreck.detectors import Diagnosis, OnlineDetector
 
 __all__ = ["LossGoesUp"]
 
