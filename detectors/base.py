@@ -44,9 +44,14 @@ from typing import ClassVar
 from trainwreck import taxonomy
 from trainwreck.record import EpochTrace, RunRecord, truncate
 
-__all__ = ["Diagnosis", "Detector", "OnlineDetector", "RECORD_PARTS", "InvalidDiagnosis", "RunRecord", "EpochTrace"]
+__all__ = ["Diagnosis", "Detector", "OnlineDetector", "RECORD_PARTS", "InvalidDiagnosis", "RunRecord", "EpochTrace",
+           "replay_budget", "REPLAY_OVERHEAD_S"]
 
 RECORD_PARTS = frozenset({"data", "model", "trace", "outcome"})
+
+# Seconds of a run's time limit that are not the detector's: moving the record into the worker,
+# rebuilding it, and the supervisor's polling. Generous, since the machine may be busy.
+REPLAY_OVERHEAD_S = 2.0
 
 
 class InvalidDiagnosis(ValueError):
@@ -91,7 +96,11 @@ class Detector:
     version: ClassVar[str] = "0"
     needs: ClassVar[frozenset] = RECORD_PARTS
     online: ClassVar[bool] = False
-    time_budget_s: ClassVar[float] = 10.0   # per run; exceeding it is an error row
+    # Seconds per replay step. The harness replays a run of n epochs in n + 1 steps (post-hoc:
+    # `diagnose` on each trace prefix, then on the whole record; online: the hooks, epoch by
+    # epoch) and gives the whole replay `replay_budget(cls, n)` seconds; past that the run is an
+    # error row. The conformance kit checks a long replay against the same rule.
+    time_budget_s: ClassVar[float] = 10.0
 
     def diagnose(self, record: RunRecord) -> list[Diagnosis]:
         raise NotImplementedError
@@ -126,6 +135,23 @@ class OnlineDetector(Detector):
     def diagnose(self, record: RunRecord) -> list[Diagnosis]:
         fresh = type(self)()
         return [d for _, ds in fresh.replay(record) for d in ds]
+
+
+def replay_budget(detector_cls: type, n_epochs: int) -> float:
+    """Seconds one run's replay may take: `time_budget_s` for each of its n_epochs + 1 steps, plus
+    REPLAY_OVERHEAD_S.
+
+    The one time rule: the harness's time limit per (detector, run) and the conformance kit's
+    `check_time_budget` both come from here, so a detector that passes the kit on a run as long
+    as the kit's (60 epochs, the corpus's longest) does not time out in the bench. It scales with
+    the run because a post-hoc detector is called once per epoch prefix. Raises ValueError when
+    `time_budget_s` is not a finite positive number.
+    """
+    per_step = getattr(detector_cls, "time_budget_s", None)
+    if isinstance(per_step, bool) or not isinstance(per_step, (int, float)) \
+            or not (math.isfinite(per_step) and per_step > 0):
+        raise ValueError(f"time_budget_s must be a finite positive number of seconds, got {per_step!r}")
+    return REPLAY_OVERHEAD_S + float(per_step) * (max(0, int(n_epochs)) + 1)
 
 
 def restrict(record: RunRecord, needs: frozenset) -> RunRecord:

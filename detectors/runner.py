@@ -6,6 +6,8 @@ detectors are replayed epoch by epoch; post-hoc detectors are replayed on
 each prefix of the trace. The first prefix at which a cause (or symptom) is
 named gives the detection latency, computed for every cause named, so the
 scorer can look up the expected one without the detector ever seeing it.
+The whole replay of an n-epoch run is held to `base.replay_budget(cls, n)`, the rule the
+conformance kit checks by running this same function on a long record.
 """
 
 from __future__ import annotations

@@ -12,24 +12,42 @@ Each check runs fresh instances on small fixed synthetic records (built below, n
 each restricted to the parts the detector declares in `needs`, as the harness does:
 a healthy converging run, a run that turns NaN, a run that crashed before its first epoch
 (empty trace), a run that crashed mid-epoch, a record with only a key and a bare loss trace,
-and an entirely blank record. A failure raises `AssertionError("<check> failed for detector
-'<name>': ...")`. `expected_failed_checks` ({check_name: reason}) marks known failures.
+and an entirely blank record. `check_time_budget` replays a LONG_TRACE_EPOCHS-epoch record
+exactly as the bench does and holds it to the bench's own limit, `base.replay_budget`.
+A failure raises `AssertionError("<check> failed for detector '<name>': ...")`.
+`expected_failed_checks` ({check_name: reason}) marks known failures.
+
+Every check but `check_metadata` runs the detector in a supervised worker process (the
+harness's `WorkerPool`, handler "detect"), under a time limit of `replay_budget(cls,
+LONG_TRACE_EPOCHS)`: a detector that never returns fails that check with "did not return
+within N s", and one that kills its process (`os._exit`, a segfault) fails it with the
+worker's death message, while the caller goes on. The worker imports the class by its
+`module:Class` spec, as the bench does, so the class must be importable in a fresh process:
+defined at the top level of a module (a test module pytest collects is fine; so is a script
+whose own work is under `if __name__ == "__main__":`), not inside a function, a notebook or
+`python -c`. For a class that is not, the checks raise ValueError saying so.
 """
 
 from __future__ import annotations
 
 import copy
-import time
-from typing import Callable
+import functools
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from trainwreck import taxonomy
+from trainwreck.executor import Job, JobResult, WorkerPool, WorkerStartError
 from trainwreck.record import RunRecord
 
-from .base import RECORD_PARTS, Detector, Diagnosis, OnlineDetector, restrict
+from .base import REPLAY_OVERHEAD_S, RECORD_PARTS, Detector, Diagnosis, OnlineDetector, replay_budget, restrict
 
-__all__ = ["check_detector", "parametrize_with_checks", "CHECKS", "synthetic_records", "healthy_dict"]
+__all__ = ["check_detector", "parametrize_with_checks", "CHECKS", "synthetic_records", "healthy_dict", "long_dict",
+           "LONG_TRACE_EPOCHS", "check_time_limit", "worker_spec", "DetectorWorker", "run_check"]
 
 LAYERS = ("dense_1", "dense_2", "dense_3")
+LONG_TRACE_EPOCHS = 60      # the longest run in the corpus: a detector fast enough here is fast enough there
+WORKER_STARTUP_S = 120.0    # importing a plugin's libraries (TensorFlow, say) can take a while
 
 
 def _epoch(i: int) -> dict:
@@ -113,6 +131,15 @@ def _crashed_midway_dict() -> dict:
     return d
 
 
+def long_dict(epochs: int = LONG_TRACE_EPOCHS) -> dict:
+    """The healthy run, `epochs` long (accuracies capped below 1): the record `check_time_budget` replays."""
+    d = healthy_dict(epochs, key="synthetic-long")
+    for e in d["trace"]:
+        for k in ("accuracy", "val_accuracy"):
+            e["logs"][k] = min(0.99, e["logs"][k])
+    return d
+
+
 def synthetic_records() -> dict[str, RunRecord]:
     """The fixed records every check runs on, by name (full records: checks restrict them)."""
     return {
@@ -159,9 +186,130 @@ def _dicts(out: list) -> list[dict]:
     return [d.to_dict() for d in out]
 
 
+# -- isolation: checks run in a supervised detector worker ---------------------------------------
+def worker_spec(cls: type) -> str:
+    """The `module:Class` spec a fresh worker process imports cls by, as the harness does.
+
+    ValueError when no fresh process could import it: a class defined inside a function, in an
+    interactive session, a notebook or `python -c`, or one its module does not name.
+    """
+    module, qual = getattr(cls, "__module__", None), getattr(cls, "__qualname__", "") or ""
+    where = (f"check_detector runs {qual or cls!r} in a worker process, which imports it by 'module:Class' "
+             f"as the bench does")
+    if "<locals>" in qual:
+        raise ValueError(f"{where}, but it is defined inside a function ({qual}): define it at the top level of a module")
+    mod = sys.modules.get(module) if isinstance(module, str) else None
+    if mod is None or (module == "__main__" and not getattr(mod, "__file__", None)):
+        raise ValueError(f"{where}, but it is defined in {module!r}, which a fresh process cannot import "
+                         f"(an interactive session, a notebook or `python -c`?): put it in a .py module and import it")
+    obj = mod
+    for part in qual.split("."):
+        obj = getattr(obj, part, None)
+    if obj is not cls:
+        raise ValueError(f"{where}, but {module}:{qual} does not name this class (redefined, or made dynamically?)")
+    return f"{module}:{qual}"
+
+
+def check_time_limit(cls) -> float:
+    """How long any one check may take: what the bench gives a replay of the kit's long record."""
+    try:
+        return replay_budget(cls, LONG_TRACE_EPOCHS)
+    except ValueError:   # check_metadata reports the bad budget; the other checks still get a limit
+        return replay_budget(Detector, LONG_TRACE_EPOCHS)
+
+
+class DetectorWorker:
+    """A supervised worker process holding the detector (WorkerPool, handler "detect").
+
+    One serves all the checks of a `check_detector` call; the pool replaces a worker that hung or
+    died, and one that could not start is tried afresh by the next check.
+    """
+
+    def __init__(self, cls: type):
+        self.cls, self.spec = cls, worker_spec(cls)
+        self._pool: WorkerPool | None = None
+
+    def run(self, key: str, payload: dict, timeout: float) -> JobResult | str:
+        """The job's result, or (a str) why no worker holding the detector could start."""
+        if self._pool is None:
+            self._pool = WorkerPool("detect", (self.spec,), n=1, startup_timeout=max(WORKER_STARTUP_S, timeout))
+        try:
+            return list(self._pool.run([Job(key, payload, timeout)]))[0]
+        except WorkerStartError as e:
+            self.close()
+            return str(e)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> "DetectorWorker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextmanager
+def _worker_for(cls, worker: DetectorWorker | None) -> Iterator[DetectorWorker]:
+    """The caller's worker, or a fresh one for this check alone (as parametrize_with_checks runs them)."""
+    if worker is not None:
+        yield worker
+        return
+    with DetectorWorker(cls) as own:
+        yield own
+
+
+def _answer(check: str, cls, result: JobResult | str, limit: float, what: str, why_limit: str) -> object:
+    """The value of a job that finished; anything else fails `check` with what became of the worker."""
+    if isinstance(result, str):
+        _fail(check, cls, f"it could not be loaded in a worker process ({result})")
+    if result.status == "ok":
+        return result.value
+    if result.status == "timeout":
+        _fail(check, cls, f"{what} did not return within {limit:g} s ({why_limit})")
+    if result.status == "crashed":
+        _fail(check, cls, f"{what} ended its worker process ({result.message})")
+    first = result.message.splitlines()[0] if result.message else result.status
+    _fail(check, cls, f"{what} raised {first}")
+
+
+def _isolated(body: Callable) -> Callable:
+    """The check `body` as the kit runs it: in a detector worker, within check_time_limit(cls)."""
+    name = body.__name__
+
+    @functools.wraps(body)
+    def check(cls, worker: DetectorWorker | None = None) -> None:
+        limit = check_time_limit(cls)
+        with _worker_for(cls, worker) as w:
+            answer = _answer(name, cls, w.run(name, {"check": name}, limit), limit, "the detector",
+                             f"each check's limit: replay_budget for a {LONG_TRACE_EPOCHS}-epoch run")
+        failure = answer["failure"]
+        if failure:
+            raise AssertionError(failure)
+
+    check.body = body
+    return check
+
+
+def run_check(cls, name: str) -> dict:
+    """One check's body, run here (in the detector worker): {"failure": its message, or None}."""
+    try:
+        CHECKS[name].body(cls)
+    except AssertionError as e:
+        return {"failure": str(e)}
+    except Exception as e:  # noqa: BLE001 - e.g. the constructor raised; the harness would fail too
+        return {"failure": f"{name} failed for detector {_name(cls)!r}: {type(e).__name__}: {e}"}
+    return {"failure": None}
+
+
 # -- the checks ---------------------------------------------------------------------------------
-def check_metadata(cls):
-    """A Detector subclass with a name, a version, `needs` within the record parts and a positive budget."""
+def check_metadata(cls, worker: DetectorWorker | None = None):
+    """A Detector subclass with a name, a version, `needs` within the record parts and a positive budget.
+
+    Reads class attributes only, so it runs in the caller's process.
+    """
     if not (isinstance(cls, type) and issubclass(cls, Detector)):
         _fail("check_metadata", cls, "not a subclass of detectors.base.Detector")
     if not isinstance(cls.name, str) or not cls.name:
@@ -169,16 +317,20 @@ def check_metadata(cls):
     extra = set(cls.needs) - RECORD_PARTS
     if extra:
         _fail("check_metadata", cls, f"`needs` has unknown parts {sorted(extra)}; valid: {sorted(RECORD_PARTS)}")
-    if not (isinstance(cls.time_budget_s, (int, float)) and cls.time_budget_s > 0):
-        _fail("check_metadata", cls, f"time_budget_s must be positive, got {cls.time_budget_s!r}")
+    try:
+        replay_budget(cls, 0)
+    except ValueError as e:
+        _fail("check_metadata", cls, str(e))
 
 
+@_isolated
 def check_returns_list(cls):
     """diagnose returns a list of Diagnosis on every synthetic record, without raising."""
     for label, rec in _inputs(cls):
         _run("check_returns_list", cls, rec, label)
 
 
+@_isolated
 def check_valid_terms(cls):
     """Every diagnosis names a taxonomy cause or symptom (re-validated, in case validation was bypassed)."""
     for label, rec in _inputs(cls):
@@ -193,6 +345,7 @@ def check_valid_terms(cls):
                 _fail("check_valid_terms", cls, f"epoch {d.epoch!r} is not a non-negative int (record {label!r})")
 
 
+@_isolated
 def check_confidence_range(cls):
     """Every confidence is a number in [0, 1]."""
     for label, rec in _inputs(cls):
@@ -202,6 +355,7 @@ def check_confidence_range(cls):
                 _fail("check_confidence_range", cls, f"confidence {c!r} outside [0, 1] (record {label!r})")
 
 
+@_isolated
 def check_deterministic(cls):
     """Two fresh instances give the same output on the same record (and one instance twice)."""
     for label, rec in _inputs(cls):
@@ -216,6 +370,7 @@ def check_deterministic(cls):
             _fail("check_deterministic", cls, f"repeated calls on one instance disagree on record {label!r}")
 
 
+@_isolated
 def check_no_mutation(cls):
     """diagnose leaves the record as it found it."""
     for label, rec in _inputs(cls):
@@ -225,6 +380,7 @@ def check_no_mutation(cls):
             _fail("check_no_mutation", cls, f"the record {label!r} changed during diagnose")
 
 
+@_isolated
 def check_tolerates_missing_fields(cls):
     """Empty traces, empty mappings, missing logs and blank parts do not break diagnose."""
     records = synthetic_records()
@@ -233,6 +389,7 @@ def check_tolerates_missing_fields(cls):
         _run("check_tolerates_missing_fields", cls, restrict(records[label], frozenset()), label + " (nothing)")
 
 
+@_isolated
 def check_online_agreement(cls):
     """For an OnlineDetector, diagnose(record) is the concatenation of what a replay emits."""
     if not (isinstance(cls, type) and issubclass(cls, OnlineDetector)):
@@ -248,15 +405,16 @@ def check_online_agreement(cls):
                                                  f"{whole} vs {_dicts(replayed)}")
 
 
-def check_time_budget(cls):
-    """Each diagnose call finishes within the class's time_budget_s."""
-    budget = float(cls.time_budget_s)
-    for label, rec in _inputs(cls):
-        t0 = time.perf_counter()
-        _run("check_time_budget", cls, rec, label)
-        took = time.perf_counter() - t0
-        if took > budget:
-            _fail("check_time_budget", cls, f"diagnose took {took:.3f}s > time_budget_s={budget:g} (record {label!r})")
+def check_time_budget(cls, worker: DetectorWorker | None = None):
+    """A replay of a LONG_TRACE_EPOCHS-epoch record, run as the bench runs it (a "detect" worker job,
+    `runner.diagnose_replay`), finishes within `replay_budget(cls, LONG_TRACE_EPOCHS)`: the very time
+    limit the bench would give that run."""
+    limit = check_time_limit(cls)
+    why = (f"replay_budget: time_budget_s={getattr(cls, 'time_budget_s', None)!r} x {LONG_TRACE_EPOCHS + 1} "
+           f"steps + {REPLAY_OVERHEAD_S:g} s, the bench's limit for this run")
+    with _worker_for(cls, worker) as w:
+        result = w.run("check_time_budget", {"record": long_dict()}, limit)
+    _answer("check_time_budget", cls, result, limit, f"the replay of a {LONG_TRACE_EPOCHS}-epoch record", why)
 
 
 CHECKS: dict[str, Callable] = {f.__name__: f for f in (
@@ -280,20 +438,22 @@ def check_detector(detector, expected_failed_checks=None) -> dict[str, str]:
 
     Raises AssertionError at the first unexpected failure. `expected_failed_checks` is
     {check_name: reason} (or a callable class -> such a dict): those checks may fail.
-    Returns {check_name: "passed" | "xfail: <reason>" | "xpass"}.
+    Returns {check_name: "passed" | "xfail: <reason>" | "xpass"}. The checks share one worker
+    process (restarted when a check kills it); ValueError if no worker could import the class.
     """
     cls = detector if isinstance(detector, type) else type(detector)
     expected = _expected(cls, expected_failed_checks)
     results = {}
-    for name, check in CHECKS.items():
-        try:
-            check(cls)
-        except AssertionError:
-            if name not in expected:
-                raise
-            results[name] = f"xfail: {expected[name]}"
-            continue
-        results[name] = "xpass" if name in expected else "passed"
+    with DetectorWorker(cls) as worker:
+        for name, check in CHECKS.items():
+            try:
+                check(cls, worker)
+            except AssertionError:
+                if name not in expected:
+                    raise
+                results[name] = f"xfail: {expected[name]}"
+                continue
+            results[name] = "xpass" if name in expected else "passed"
     return results
 
 

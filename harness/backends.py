@@ -14,13 +14,13 @@ exit 1, so it is looked into rather than hidden. Reads the run cache only: run
 from __future__ import annotations
 
 import statistics
-import time
 from collections import defaultdict
-from pathlib import Path
 
 from .run import BACKENDS
 
-__all__ = ["cmd_backends", "add_command", "backend_table", "summary_table"]
+__all__ = ["backend_table", "summary_table", "cached_backends", "DOC"]
+
+DOC = __doc__.split("\n\n")[1]
 
 
 def _main_runs(results, cid: str):
@@ -126,7 +126,8 @@ def summary_table(per_backend: dict):
                   "it excludes worker start-up and scoring."], data)
 
 
-def _cached_backends(cases, seeds, device: str, store) -> list[str]:
+def cached_backends(cases, seeds, device: str, store) -> list[str]:
+    """The backends on which the cache holds every run of the selection."""
     from .run import plan
 
     out = []
@@ -135,61 +136,3 @@ def _cached_backends(cases, seeds, device: str, store) -> list[str]:
         if specs and all(store.path(s.key).exists() for s in specs):
             out.append(b)
     return out
-
-
-def cmd_backends(args) -> int:
-    from trainwreck.detectors.loading import select
-
-    from .cli import UsageError, _cached_results, _command_line, _load, _results_dir, _seeds
-    from .report import fingerprint_for, render_md, write_tables
-    from .run import resolve_device
-    from .score import score_runs
-    from .store import RunStore
-
-    t0 = time.monotonic()
-    cases = _load(args)
-    store = RunStore(_results_dir(args) / "runs")
-    device = resolve_device(args.device)
-    detectors = select(args.detector or None, args.detector_spec or [])
-    if args.backends == "auto":
-        backends = _cached_backends(cases, _seeds(args), device, store)
-        if len(backends) < 2:
-            raise UsageError(f"the run cache holds the whole selection on {len(backends)} backend(s) "
-                             f"({', '.join(backends) or 'none'}); run `trainwreck run --backend B` for at least "
-                             f"two of: {', '.join(BACKENDS)}")
-    else:
-        backends = args.backends.split(",")
-        for b in backends:
-            if b not in BACKENDS:
-                raise UsageError(f"unknown backend '{b}' in --backends (expected: {', '.join(BACKENDS)})")
-    per_backend, rows_by_backend = {}, {}
-    for b in backends:
-        per_backend[b] = _cached_results(args, cases, backend=b, sweeps=False)
-        rows_by_backend[b] = score_runs(per_backend[b], detectors, jobs=args.jobs, log=lambda *a: None)
-    table, summary = backend_table(per_backend, rows_by_backend), summary_table(per_backend)
-    all_results = [r for rs in per_backend.values() for r in rs]
-    fp = fingerprint_for(all_results, detectors, _command_line(args))
-    fp["backends"] = {b: summary.data[b]["version"] for b in per_backend}
-    fp["backend"] = ", ".join(per_backend)   # the header names every backend compared, not the first
-    write_tables([table, summary], fp, Path(args.out) if args.out else _results_dir(args))
-    if not args.quiet:
-        print(render_md(summary, fp))
-        print(render_md(table, fp))
-        for n in table.notes[1:]:  # the agreement totals and every difference, with its reason
-            print(f"- {n}")
-    unexplained = table.data["unexplained"]
-    print(f"compared {len(per_backend)} backends over {len(table.rows)} cases in {time.monotonic() - t0:.1f}s: "
-          f"{len(table.data['differs'])} differ, {len(unexplained)} without a reason in the case file"
-          + (f" ({', '.join(unexplained)})" if unexplained else ""))
-    return 1 if unexplained else 0
-
-
-def add_command(sub, common) -> None:
-    p = sub.add_parser("backends", help="compare cached runs of the corpus across Keras backends",
-                       description=__doc__.split("\n\n")[1], epilog="exit codes: 0 no unexplained difference, "
-                       "1 a case differs across backends and its file gives no reason, 2 runs missing from the cache")
-    common(p, scoring=True)
-    p.add_argument("--backends", default="auto",
-                   help="comma-separated backends, or auto: every backend the cache holds the selection on "
-                        "(default: %(default)s)")
-    p.set_defaults(fn=cmd_backends)

@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import taxonomy
 from .datasets import DATASETS
 from .models import MODELS
-from .oracle import MEASURES
+from .oracle import DIRECTIONS, MEASURES, direction_of
 from .pipelines import PIPELINES
+from .record import OUTCOMES
 from .registry import Registry, UnknownName, suggest
 from .transforms import TRANSFORMS
 
@@ -86,6 +87,10 @@ class Task(_Strict):
 class Condition(_Strict):
     """One measured inequality; a variant's oracle holds when all its conditions hold."""
     measure: str = Field(description="a registered oracle measure (see `trainwreck ls measures`)")
+    # before `key`, so that the key's check can see it: pydantic validates fields in their order
+    direction: Literal["max", "min"] | None = Field(
+        None, description="for best and val_minus_test: whether the best epoch of the key has its largest (max) "
+                          "or smallest (min) value; needed only for a key whose Keras metric name does not say")
     key: str | None = Field(None, description="the log key a measure reads, e.g. val_accuracy")
     min: float | None = None
     max: float | None = None
@@ -102,6 +107,44 @@ class Condition(_Strict):
             MEASURES.get(v)
         except UnknownName as e:
             raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("direction")
+    @classmethod
+    def _directed(cls, v: str | None, info) -> str | None:
+        measure = info.data.get("measure")
+        if v is not None and measure in MEASURES and not MEASURES.get(measure).directed:
+            directed = [n for n in MEASURES.names() if MEASURES.get(n).directed]
+            raise ValueError(f"measure '{measure}' has no direction; only {', '.join(directed)} take one")
+        return v
+
+    @field_validator("key")
+    @classmethod
+    def _direction_known(cls, v: str | None, info) -> str | None:
+        """A best epoch needs to know whether higher is better: from the key's metric name or `direction`.
+        Guessing (the old rule: max when the key contains 'acc') minimised val_auc and precision."""
+        measure = info.data.get("measure")
+        if v is None or measure not in MEASURES or not MEASURES.get(measure).directed or info.data.get("direction"):
+            return v
+        read = f"val_{v}" if measure == "val_minus_test" else v
+        if direction_of(read) is None:
+            known = [*DIRECTIONS, *(f"val_{k}" for k in DIRECTIONS)]
+            raise ValueError(f"no known direction for '{read}'; {suggest(read, known)}give direction: max "
+                             f"(higher is better) or direction: min (lower is better)")
+        return v
+
+    @field_validator("in_")
+    @classmethod
+    def _outcomes(cls, v: list[str] | None, info) -> list[str] | None:
+        """An outcome condition names statuses a run can end with; harness_error is none a case can claim."""
+        if v is None or info.data.get("measure") != "outcome":
+            return v
+        for status in v:
+            if status == "harness_error":
+                raise ValueError("'harness_error' meets no oracle: it is the harness failing, not the case")
+            if status not in OUTCOMES:
+                valid = [o for o in OUTCOMES if o != "harness_error"]
+                raise ValueError(f"'{status}' is not an outcome; {suggest(status, valid)}valid: {', '.join(valid)}")
         return v
 
 

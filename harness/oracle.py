@@ -1,22 +1,24 @@
 """Oracle measures: what the harness measures to prove a variant fails or trains.
 
-A case's oracle is a list of conditions `{measure, key?, min?, max?, in?}` per
-variant. Measures read the run record and the oracle-only extras (scores on the
+A case's oracle is a list of conditions `{measure, key?, direction?, min?, max?, in?}`
+per variant. Measures read the run record and the oracle-only extras (scores on the
 clean held-out split, which no detector sees). A measure that cannot be taken
 (e.g. no epoch finished) is NaN, and NaN satisfies no bound: a broken run that
-crashed cannot accidentally "meet" a numeric failure oracle.
+crashed cannot accidentally "meet" a numeric failure oracle. A run the harness
+itself failed (outcome `harness_error`) meets no oracle at all.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
+import re
+from dataclasses import dataclass, replace
+from typing import Callable, Literal
 
 from .record import RunRecord
 from .registry import Registry
 
-__all__ = ["MEASURES", "Measure", "ConditionResult", "OracleVerdict", "evaluate"]
+__all__ = ["MEASURES", "Measure", "ConditionResult", "OracleVerdict", "evaluate", "DIRECTIONS", "direction_of"]
 
 Value = float | str
 
@@ -28,16 +30,49 @@ class Measure:
     needs_key: bool = False
     discrete: bool = False    # a count or category: its robustness margin is 'holds on every run', not a distance
     log_scale: bool = False   # a ratio or norm that scatters by factors, not by amounts: margins in log10
+    directed: bool = False    # reads the best epoch of a log key, so needs to know if higher is better
 
 
 MEASURES: Registry[Measure] = Registry("oracle measure")
 
 
-def _measure(name: str, needs_key: bool = False, discrete: bool = False, log_scale: bool = False):
+def _measure(name: str, needs_key: bool = False, discrete: bool = False, log_scale: bool = False,
+             directed: bool = False):
     def deco(fn):
-        MEASURES.register(name)(Measure(fn, (fn.__doc__ or "").strip(), needs_key, discrete, log_scale))
+        MEASURES.register(name)(Measure(fn, (fn.__doc__ or "").strip(), needs_key, discrete, log_scale, directed))
         return fn
     return deco
+
+
+Direction = Literal["max", "min"]
+
+# Whether the best epoch of a Keras log key has its largest or its smallest value, by the metric's name
+# (Keras 3's `name` of each built-in metric and loss, and the string aliases `compile` accepts). A key
+# is looked up without its `val_` prefix and a `_<n>` suffix Keras adds to repeated names (`auc_1`).
+# Names whose direction depends on how they are used (cosine_similarity is a similarity as a metric, a
+# negated one as a loss) are left out on purpose: a condition on them must say `direction:`.
+_HIGHER_IS_BETTER = (
+    "accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy",
+    "auc", "prc", "precision", "recall", "f1_score", "fbeta_score", "r2_score",
+    "io_u", "mean_io_u", "binary_io_u", "one_hot_io_u", "one_hot_mean_io_u", "pearson_correlation",
+    "concordance_correlation",
+    "precision_at_recall", "recall_at_precision", "sensitivity_at_specificity", "specificity_at_sensitivity",
+    "true_positives", "true_negatives")
+_LOWER_IS_BETTER = (
+    "loss", "mse", "mean_squared_error", "mae", "mean_absolute_error", "mape", "mean_absolute_percentage_error",
+    "msle", "mean_squared_logarithmic_error", "rmse", "root_mean_squared_error", "log_cosh", "logcosh",
+    "huber", "huber_loss", "kl_divergence", "kld", "kullback_leibler_divergence", "poisson",
+    "hinge", "squared_hinge", "categorical_hinge", "binary_crossentropy", "categorical_crossentropy",
+    "sparse_categorical_crossentropy", "binary_focal_crossentropy", "categorical_focal_crossentropy",
+    "false_positives", "false_negatives")
+DIRECTIONS: dict[str, Direction] = {**{k: "max" for k in _HIGHER_IS_BETTER}, **{k: "min" for k in _LOWER_IS_BETTER}}
+
+
+def direction_of(key: str) -> Direction | None:
+    """'max' or 'min' for a log key the table knows (val_auc -> max, val_loss_2 -> min), else None."""
+    name = key.removeprefix("val_")
+    return DIRECTIONS.get(name) or DIRECTIONS.get(re.sub(r"_\d+$", "", name))
 
 
 def _series(r: RunRecord, key: str) -> list[float]:
@@ -50,7 +85,7 @@ def _finite(xs: list[float]) -> list[float]:
 
 @_measure("outcome", discrete=True)
 def outcome(r, extras, key):
-    """The run's outcome: completed, nan, stopped_early, crashed or timeout."""
+    """The run's outcome: completed, nan, stopped_early, crashed or timeout (harness_error meets no oracle)."""
     return r.outcome.status
 
 
@@ -61,13 +96,15 @@ def last(r, extras, key):
     return s[-1] if s else math.nan
 
 
-@_measure("best", needs_key=True)
-def best(r, extras, key):
-    """The best value of a log key over epochs (max for accuracy-like keys, min for losses/errors)."""
+@_measure("best", needs_key=True, directed=True)
+def best(r, extras, key, direction: Direction | None = None):
+    """The best value of a log key over epochs: its max or min by the condition's `direction`, else by the
+    key's metric (max for accuracy, auc, precision, recall, f1, r2...; min for losses and errors)."""
     s = _finite(_series(r, key))
-    if not s:
+    direction = direction or direction_of(key)
+    if not s or direction is None:
         return math.nan
-    return max(s) if "acc" in key else min(s)
+    return max(s) if direction == "max" else min(s)
 
 
 @_measure("first", needs_key=True)
@@ -84,10 +121,10 @@ def test(r, extras, key):
     return float(extras.get("test", {}).get(key, math.nan))
 
 
-@_measure("val_minus_test", needs_key=True)
-def val_minus_test(r, extras, key):
+@_measure("val_minus_test", needs_key=True, directed=True)
+def val_minus_test(r, extras, key, direction: Direction | None = None):
     """Best validation metric minus the clean test metric: how much validation overstates."""
-    return best(r, extras, f"val_{key}") - test(r, extras, key)
+    return best(r, extras, f"val_{key}", direction) - test(r, extras, key)
 
 
 @_measure("train_minus_val", needs_key=True)
@@ -239,7 +276,24 @@ def evaluate(conditions, record: RunRecord, extras: dict) -> OracleVerdict:
     results = []
     for cond in conditions:
         m = MEASURES.get(cond.measure)
-        value = m.fn(record, extras, cond.key)
+        direction = getattr(cond, "direction", None)
+        value = m.fn(record, extras, cond.key, *([direction] if m.directed and direction else []))
         ok, bound = _check(value, cond)
         results.append(ConditionResult(cond.measure, cond.key, value, bound, ok))
+    if record.outcome.status == "harness_error":
+        return _harness_failed(results, record)
     return OracleVerdict(all(c.holds for c in results), tuple(results))
+
+
+def _harness_failed(results: list[ConditionResult], record: RunRecord) -> OracleVerdict:
+    """The verdict on a run the harness's own code failed: whatever its conditions say, it does not hold,
+    since no measurement of it shows the case's mechanism (a harness bug must not pass for a case that
+    is meant to crash). Every condition fails, the first saying why; the list keeps the case's conditions
+    in place, since tables line them up by position, with one condition of its own when there are none."""
+    detail = ": ".join(p for p in (record.outcome.exception_type, record.outcome.message) if p)
+    why = f"harness error: {detail}" if detail else "harness error"
+    if not results:
+        return OracleVerdict(False, (ConditionResult("outcome", None, "harness_error", f"not judged, {why}", False),))
+    marked = [replace(c, bound=f"{c.bound}; not judged, {why if i == 0 else 'harness error'}", holds=False)
+              for i, c in enumerate(results)]
+    return OracleVerdict(False, tuple(marked))

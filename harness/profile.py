@@ -20,8 +20,13 @@ def _counts(y: np.ndarray) -> dict[str, int]:
     return {str(int(v)): int(c) for v, c in zip(vals, counts)}
 
 
+def _flat(x: np.ndarray) -> np.ndarray:
+    """One row per sample; also for no samples (a run without validation data), where -1 is ambiguous."""
+    return x.reshape(len(x), int(np.prod(x.shape[1:])))
+
+
 def _rows(x: np.ndarray) -> set[bytes]:
-    return {r.tobytes() for r in np.ascontiguousarray(x.reshape(len(x), -1))}
+    return {r.tobytes() for r in np.ascontiguousarray(_flat(x))}
 
 
 def _fl(v) -> float:
@@ -50,7 +55,7 @@ def profile_data(x_train, y_train, x_val, y_val) -> dict:
                 corr.append(_fl(abs(np.corrcoef(col[ok], target[ok])[0, 1])))
     both = np.concatenate([x_train.reshape(-1), x_val.reshape(-1)])
     train_rows = _rows(x_train)
-    dup = sum(1 for r in np.ascontiguousarray(x_val.reshape(len(x_val), -1)) if r.tobytes() in train_rows)
+    dup = sum(1 for r in np.ascontiguousarray(_flat(x_val)) if r.tobytes() in train_rows)
     return {
         "n_train": int(len(x_train)), "n_val": int(len(x_val)),
         "input_shape": list(x_train.shape[1:]), "x_dtype": str(x_train.dtype), "y_dtype": str(y_train.dtype),

@@ -9,16 +9,30 @@ oracle's inputs (clean held-out scores) and verdict live beside it, outside
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+import typing
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
-__all__ = ["SCHEMA_VERSION", "OUTCOMES", "RunRecord", "EpochTrace", "DataProfile", "ModelSummary",
-           "LayerInfo", "Outcome", "Environment", "freeze", "thaw", "truncate", "without_timings"]
+from pydantic import AfterValidator, ConfigDict, Strict, TypeAdapter, ValidationError
+
+from .registry import suggest
+
+__all__ = ["SCHEMA_VERSION", "OUTCOMES", "VIEW_STATUSES", "RunRecord", "EpochTrace", "DataProfile", "ModelSummary",
+           "LayerInfo", "Outcome", "Environment", "RecordError", "freeze", "thaw", "truncate", "without_timings"]
 
 SCHEMA_VERSION = 1
-OUTCOMES = ("completed", "nan", "stopped_early", "crashed", "timeout")
+# How a run ends, the only statuses a worker writes. `harness_error`: the harness's own code raised, not
+# the training under test (see train.run_task for the rule); such a run satisfies no oracle and is not cached.
+OUTCOMES = ("completed", "nan", "stopped_early", "crashed", "timeout", "harness_error")
+# Statuses of in-memory views, never of a finished run: "running" is `truncate`'s record of a run still in
+# progress (what an online detector sees after some epochs), "unknown" the blank `Outcome()` of a record
+# built without one (a detector that does not declare `outcome` in its needs gets that). They are accepted
+# by `from_dict` only so that every record round-trips; `RunRecord.finished` (the worker's check) refuses them.
+VIEW_STATUSES = ("running", "unknown")
 
 
 def freeze(obj: Any) -> Any:
@@ -41,156 +55,203 @@ def thaw(obj: Any) -> Any:
     return obj
 
 
-def _build(cls, data: Mapping | None):
-    """Construct a frozen dataclass from a mapping, tolerating missing optional keys."""
-    data = data or {}
-    kw = {}
-    for f in fields(cls):
-        if f.name in data:
-            kw[f.name] = freeze(data[f.name])
-    return cls(**kw)
+# Field types, checked by pydantic when a record is read or written (see RunRecord.from_dict). Scalars are
+# strict (a string is no number, 0 is no bool; an int is a float), sequences become tuples and mappings
+# read-only views, so what a detector receives is deeply immutable.
+Int = Annotated[int, Strict()]
+Num = Annotated[float, Strict()]
+Str = Annotated[str, Strict()]
+Bool = Annotated[bool, Strict()]
+Shape = tuple[Int, ...]
+Nums = tuple[Num, ...]
+NumMap = Annotated[dict[str, Num], AfterValidator(MappingProxyType)]    # per layer or per log key
+IntMap = Annotated[dict[str, Int], AfterValidator(MappingProxyType)]
+StrMap = Annotated[dict[str, Str], AfterValidator(MappingProxyType)]
+Status = Literal[OUTCOMES + VIEW_STATUSES]
+_STRICT = ConfigDict(extra="forbid")    # an unknown field is an error, never silently dropped
+
+
+def _empty() -> Mapping:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True)
 class DataProfile:
     """Statistics of the data as the model saw it (after every transform)."""
-    n_train: int = 0
-    n_val: int = 0
-    input_shape: tuple = ()
-    x_dtype: str = ""
-    y_dtype: str = ""
-    task_kind: str = ""            # classification | regression, inferred from the labels
-    label_shape: tuple = ()        # (k,) for one-hot labels, () for integer labels
-    n_classes: int = 0
-    feature_min: tuple = ()        # per feature (last axis), over the training split
-    feature_max: tuple = ()
-    feature_mean: tuple = ()
-    feature_std: tuple = ()
-    nan_count: int = 0             # training + validation inputs
-    inf_count: int = 0
-    class_counts_train: Mapping = field(default_factory=lambda: MappingProxyType({}))
-    class_counts_val: Mapping = field(default_factory=lambda: MappingProxyType({}))
-    duplicate_rows_train_val: int = 0   # validation rows that also occur in training
-    feature_target_corr: tuple = ()     # |Pearson r| of each feature with the target (train)
-    target_mean: float = math.nan
-    target_std: float = math.nan
-    target_min: float = math.nan
-    target_max: float = math.nan
-    input_min: float = math.nan        # over every input value (all features), training split
-    input_max: float = math.nan
+    __pydantic_config__ = _STRICT
+    n_train: Int = 0
+    n_val: Int = 0
+    input_shape: Shape = ()
+    x_dtype: Str = ""
+    y_dtype: Str = ""
+    task_kind: Str = ""            # classification | regression, inferred from the labels
+    label_shape: Shape = ()        # (k,) for one-hot labels, () for integer labels
+    n_classes: Int = 0
+    feature_min: Nums = ()         # per feature (last axis), over the training split
+    feature_max: Nums = ()
+    feature_mean: Nums = ()
+    feature_std: Nums = ()
+    nan_count: Int = 0             # training + validation inputs
+    inf_count: Int = 0
+    class_counts_train: IntMap = field(default_factory=_empty)
+    class_counts_val: IntMap = field(default_factory=_empty)
+    duplicate_rows_train_val: Int = 0   # validation rows that also occur in training
+    feature_target_corr: Nums = ()      # |Pearson r| of each feature with the target (train)
+    target_mean: Num = math.nan
+    target_std: Num = math.nan
+    target_min: Num = math.nan
+    target_max: Num = math.nan
+    input_min: Num = math.nan          # over every input value (all features), training split
+    input_max: Num = math.nan
 
 
 @dataclass(frozen=True)
 class LayerInfo:
-    name: str = ""
-    kind: str = ""                 # Keras class name
-    activation: str = ""
-    units: int = 0
-    params: int = 0
-    trainable: bool = True
-    kernel_initializer: str = ""
+    __pydantic_config__ = _STRICT
+    name: Str                      # required: every per-layer mapping of the trace is keyed by it
+    kind: Str = ""                 # Keras class name
+    activation: Str = ""
+    units: Int = 0
+    params: Int = 0
+    trainable: Bool = True
+    kernel_initializer: Str = ""
 
 
 @dataclass(frozen=True)
 class ModelSummary:
-    layers: tuple = ()             # of LayerInfo
-    total_params: int = 0
-    trainable_params: int = 0
-    optimizer: str = ""
-    learning_rate: float = math.nan
-    loss: str = ""
-    metrics: tuple = ()
-    batch_size: int = 0
-    epochs: int = 0
-    output_units: int = 0
-    output_activation: str = ""
+    __pydantic_config__ = _STRICT
+    layers: tuple[LayerInfo, ...] = ()
+    total_params: Int = 0
+    trainable_params: Int = 0
+    optimizer: Str = ""
+    learning_rate: Num = math.nan
+    loss: Str = ""
+    metrics: tuple[Str, ...] = ()
+    batch_size: Int = 0
+    epochs: Int = 0
+    output_units: Int = 0
+    output_activation: Str = ""
 
 
 @dataclass(frozen=True)
 class EpochTrace:
-    """One epoch. Per-layer mappings are keyed by layer name, in model order."""
-    epoch: int = 0
-    completed: bool = True          # False for an epoch interrupted by a crash
-    logs: Mapping = field(default_factory=lambda: MappingProxyType({}))   # Keras logs: loss, accuracy, val_loss, val_accuracy ...
-    steps: int = 0                  # train batches actually run
-    expected_steps: int = 0         # the steps Keras was told to run
-    batch_shapes: tuple = ()        # distinct input batch shapes seen, with counts: ((shape, count), ...)
-    seconds: float = 0.0
-    weight_norms: Mapping = field(default_factory=lambda: MappingProxyType({}))
-    update_ratios: Mapping = field(default_factory=lambda: MappingProxyType({}))      # ||W_t - W_{t-1}|| / ||W_{t-1}||
-    grad_norms: Mapping = field(default_factory=lambda: MappingProxyType({}))         # on the fixed probe batch
-    grad_mean: Mapping = field(default_factory=lambda: MappingProxyType({}))
-    grad_mean_abs: Mapping = field(default_factory=lambda: MappingProxyType({}))
-    grad_zero_fraction: Mapping = field(default_factory=lambda: MappingProxyType({}))
-    grad_zero_fraction_all: float = math.nan            # exact zeros over every trainable variable
-    weight_mean: Mapping = field(default_factory=lambda: MappingProxyType({}))
-    weight_var: Mapping = field(default_factory=lambda: MappingProxyType({}))
-    dead_relu_fraction: Mapping = field(default_factory=lambda: MappingProxyType({}))  # units zero on every probe input
-    relu_zero_fraction: Mapping = field(default_factory=lambda: MappingProxyType({}))  # outputs <= 0
-    saturated_fraction: Mapping = field(default_factory=lambda: MappingProxyType({}))  # sigmoid/tanh with |input| >= 5
-    activation_mean: Mapping = field(default_factory=lambda: MappingProxyType({}))
-    activation_std: Mapping = field(default_factory=lambda: MappingProxyType({}))
-    activation_min: Mapping = field(default_factory=lambda: MappingProxyType({}))
-    activation_max: Mapping = field(default_factory=lambda: MappingProxyType({}))
-    nonfinite: bool = False          # loss, weights or gradients not finite
-    weights_nonfinite: bool = False
-    grads_nonfinite: bool = False
+    """One epoch. Per-layer mappings are keyed by layer name, in model order.
+
+    Only `epoch` is required: an epoch a crash interrupted has no probe measurements (their defaults)."""
+    __pydantic_config__ = _STRICT
+    epoch: Int
+    completed: Bool = True          # False for an epoch interrupted by a crash
+    logs: NumMap = field(default_factory=_empty)   # Keras logs: loss, accuracy, val_loss, val_accuracy ...
+    steps: Int = 0                  # train batches actually run
+    expected_steps: Int = 0         # the steps Keras was told to run
+    batch_shapes: tuple[tuple[Shape, Int], ...] = ()   # distinct input batch shapes seen, with counts
+    seconds: Num = 0.0
+    weight_norms: NumMap = field(default_factory=_empty)
+    update_ratios: NumMap = field(default_factory=_empty)      # ||W_t - W_{t-1}|| / ||W_{t-1}||
+    grad_norms: NumMap = field(default_factory=_empty)         # on the fixed probe batch
+    grad_mean: NumMap = field(default_factory=_empty)
+    grad_mean_abs: NumMap = field(default_factory=_empty)
+    grad_zero_fraction: NumMap = field(default_factory=_empty)
+    grad_zero_fraction_all: Num = math.nan            # exact zeros over every trainable variable
+    weight_mean: NumMap = field(default_factory=_empty)
+    weight_var: NumMap = field(default_factory=_empty)
+    dead_relu_fraction: NumMap = field(default_factory=_empty)  # units zero on every probe input
+    relu_zero_fraction: NumMap = field(default_factory=_empty)  # outputs <= 0
+    saturated_fraction: NumMap = field(default_factory=_empty)  # sigmoid/tanh with |input| >= 5
+    activation_mean: NumMap = field(default_factory=_empty)
+    activation_std: NumMap = field(default_factory=_empty)
+    activation_min: NumMap = field(default_factory=_empty)
+    activation_max: NumMap = field(default_factory=_empty)
+    nonfinite: Bool = False          # loss, weights or gradients not finite
+    weights_nonfinite: Bool = False
+    grads_nonfinite: Bool = False
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str = "unknown"          # one of OUTCOMES ("unknown" when not provided)
-    exception_type: str = ""
-    message: str = ""
-    epochs_run: int = 0
-    wall_seconds: float = 0.0
+    """How the run ended. `status` defaults to "unknown" (a record built without an outcome, see
+    VIEW_STATUSES) so that a blank `Outcome()` stands for a part a detector did not ask for."""
+    __pydantic_config__ = _STRICT
+    status: Status = "unknown"       # one of OUTCOMES for a finished run
+    exception_type: Str = ""
+    message: Str = ""
+    epochs_run: Int = 0
+    wall_seconds: Num = 0.0
 
 
 @dataclass(frozen=True)
 class Environment:
-    python: str = ""
-    tensorflow: str = ""
-    keras: str = ""
-    numpy: str = ""
-    sklearn: str = ""
-    jax: str = ""                    # set when the backend is jax
-    torch: str = ""                  # set when the backend is torch
-    backend: str = ""
-    device: str = ""
-    device_name: str = ""
-    platform: str = ""
-    cpu_model: str = ""
-    cpu_vendor: str = ""
-    arch: str = ""
-    cpu_flags: tuple = ()            # the SIMD features that change numerics (hardware.NUMERIC_FLAGS)
-    onednn: str = ""                 # on | off (TF_ENABLE_ONEDNN_OPTS)
-    numeric_env: Mapping = field(default_factory=lambda: MappingProxyType({}))   # TF_ENABLE_ONEDNN_OPTS, ONEDNN_MAX_CPU_ISA
-    threads: int = 0                 # intra-op threads of the worker
-    probes: Mapping = field(default_factory=lambda: MappingProxyType({}))        # platform probe readings, e.g. relu_nan
+    __pydantic_config__ = _STRICT
+    python: Str = ""
+    tensorflow: Str = ""
+    keras: Str = ""
+    numpy: Str = ""
+    sklearn: Str = ""
+    jax: Str = ""                    # set when the backend is jax
+    torch: Str = ""                  # set when the backend is torch
+    backend: Str = ""
+    device: Str = ""
+    device_name: Str = ""
+    platform: Str = ""
+    cpu_model: Str = ""
+    cpu_vendor: Str = ""
+    arch: Str = ""
+    cpu_flags: tuple[Str, ...] = ()  # the SIMD features that change numerics (hardware.NUMERIC_FLAGS)
+    onednn: Str = ""                 # on | off (TF_ENABLE_ONEDNN_OPTS)
+    numeric_env: StrMap = field(default_factory=_empty)   # TF_ENABLE_ONEDNN_OPTS, ONEDNN_MAX_CPU_ISA
+    threads: Int = 0                 # intra-op threads of the worker
+    probes: StrMap = field(default_factory=_empty)        # platform probe readings, e.g. relu_nan
+
+
+class RecordError(ValueError):
+    """A record that does not match the schema; `problems` holds one 'path: what is wrong' line each."""
+
+    def __init__(self, problems: list[str], key: object = None):
+        self.problems = problems
+        which = f" {key!r}" if isinstance(key, str) else ""
+        super().__init__(f"invalid run record{which}:\n  " + "\n  ".join(problems))
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    key: str
-    schema_version: int = SCHEMA_VERSION
-    seed: int = 0
+    __pydantic_config__ = _STRICT
+    key: Str
+    schema_version: Literal[1] = SCHEMA_VERSION
+    seed: Int = 0
     data: DataProfile = field(default_factory=DataProfile)
     model: ModelSummary = field(default_factory=ModelSummary)
-    trace: tuple = ()                # of EpochTrace
+    trace: tuple[EpochTrace, ...] = ()
     outcome: Outcome = field(default_factory=Outcome)
     environment: Environment = field(default_factory=Environment)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "RunRecord":
-        model = dict(d.get("model") or {})
-        model["layers"] = tuple(_build(LayerInfo, x) for x in model.get("layers", ()))
-        return cls(key=d["key"], schema_version=d.get("schema_version", SCHEMA_VERSION), seed=d.get("seed", 0),
-                   data=_build(DataProfile, d.get("data")),
-                   model=ModelSummary(**{k: (v if k == "layers" else freeze(v)) for k, v in model.items()
-                                         if k in ModelSummary.__dataclass_fields__}),
-                   trace=tuple(_build(EpochTrace, e) for e in d.get("trace", ())),
-                   outcome=_build(Outcome, d.get("outcome")),
-                   environment=_build(Environment, d.get("environment")))
+        """The record in plain data (JSON), validated against the dataclasses' types by pydantic.
+
+        Strict, so a misspelled or missing field surfaces where it happens instead of as an empty
+        mapping a detector silently reads: an unknown field, a missing required one (`key`, each
+        epoch's `epoch`, each layer's `name`), a value of the wrong kind or a status outside
+        OUTCOMES + VIEW_STATUSES raise RecordError with every problem's path. Parts that are absent
+        take their defaults (a failure record has no data profile; a synthetic one may have no outcome).
+        """
+        if not isinstance(d, Mapping):
+            raise RecordError([f"record: expected a mapping, got {type(d).__name__}"])
+        try:
+            return _adapter().validate_python(dict(d))
+        except ValidationError as e:
+            raise RecordError([_problem(err) for err in e.errors()], d.get("key")) from None
+
+    @classmethod
+    def finished(cls, d: Mapping) -> "RunRecord":
+        """A record as a worker writes it: `from_dict`'s checks, and an outcome that says how the run
+        ended (one of OUTCOMES), so that a wrong record fails in the worker, at write time."""
+        if isinstance(d, Mapping) and "outcome" not in d:
+            raise RecordError(["outcome: required in a finished run's record"])
+        rec = cls.from_dict(d)
+        if rec.outcome.status not in OUTCOMES:
+            raise RecordError([f"outcome.status: '{rec.outcome.status}' is not a finished run; "
+                               f"expected one of: {', '.join(OUTCOMES)}"])
+        return rec
 
     def to_dict(self) -> dict:
         return thaw(self)
@@ -198,6 +259,46 @@ class RunRecord:
     @property
     def layer_names(self) -> tuple:
         return tuple(layer.name for layer in self.model.layers)
+
+
+@functools.cache
+def _adapter() -> TypeAdapter:
+    """Built on first use: the schema costs milliseconds, which a process that never reads a record skips."""
+    return TypeAdapter(RunRecord)
+
+
+def _path(loc: tuple) -> str:
+    """('trace', 3, 'grad_norm') -> 'trace[3].grad_norm'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "record"
+
+
+def _part_at(loc: tuple) -> type | None:
+    """The record dataclass that holds the field at `loc`, for 'did you mean' among its own fields."""
+    cls: Any = RunRecord
+    for name in (p for p in loc if isinstance(p, str)):
+        hint = typing.get_type_hints(cls).get(name)
+        cls = next((t for t in (hint, *typing.get_args(hint)) if dataclasses.is_dataclass(t)), None)
+        if cls is None:
+            return None
+    return cls
+
+
+def _problem(err: dict) -> str:
+    """One pydantic error as 'path: what is wrong'."""
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        part = _part_at(loc[:-1])
+        hint = suggest(str(loc[-1]), [f.name for f in fields(part)]).strip() if part else ""
+        return f"{_path(loc)}: unknown field" + (f" ({hint})" if hint else "")
+    if kind in ("missing", "missing_argument", "missing_keyword_argument"):
+        return f"{_path(loc)}: required field is missing"
+    got = err.get("input")
+    shown = repr(got) if isinstance(got, (str, int, float, bool)) or got is None else f"a {type(got).__name__}"
+    return f"{_path(loc)}: {err['msg']} (got {shown})"
 
 
 TIMING_FIELDS = frozenset({"seconds", "wall_seconds"})
@@ -213,7 +314,8 @@ def without_timings(obj):
 
 
 def truncate(record: RunRecord, epochs: int) -> RunRecord:
-    """The record as it stood after `epochs` epochs: what an online detector had seen then."""
+    """The record as it stood after `epochs` epochs: what an online detector had seen then (a view, whose
+    outcome is "running" until the last epoch)."""
     from dataclasses import replace
 
     trace = record.trace[:epochs]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .run import package_version
+from .environment import trainwreck_version
 from .metrics import Rate, confusion, detector_metrics, per_cause_recall, severity_onsets
 from .score import ScoreRow
 from .store import atomic_write_text, digest
@@ -52,7 +52,7 @@ def fingerprint_for(results, detectors, command: str) -> dict:
     from .case import case_hash
 
     return {
-        "trainwreck": package_version("trainwreck") or "unknown",
+        "trainwreck": trainwreck_version(),
         "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "python": env.python if env else "", "tensorflow": env.tensorflow if env else "",
         "keras": env.keras if env else "", "numpy": env.numpy if env else "", "sklearn": env.sklearn if env else "",

@@ -35,7 +35,7 @@ from .hardware import PERTURBATIONS, cpu_facts
 from .oracle import MEASURES
 
 __all__ = ["ROBUST_SEEDS", "MIN_MARGIN", "Setting", "settings_for", "run_robustness", "CaseRobustness",
-           "summary_rows", "condition_rows", "write_robustness"]
+           "summary_rows", "condition_rows", "write_robustness", "check", "robustness_fingerprint"]
 
 ROBUST_SEEDS = [0, 1, 2, 3, 4]
 MIN_MARGIN = 1.0
@@ -298,41 +298,12 @@ def _json_num(x):
 
 # ---------------------------------------------------------------- command line
 
-def _execute_setting(args, log):
-    """A function that trains (or reads from the cache) one setting's runs of the given cases."""
-    from .cli import _progress_enabled, _results_dir
-    from .run import Progress, execute, plan, resolve_device
-    from .store import RunStore
-
-    device = resolve_device(args.device)
-    store = RunStore(_results_dir(args) / "runs")
-
-    def run(setting: Setting, cases: list[Case]):
-        specs = plan(cases, backend=setting.backend, device=device, threads=setting.threads, env=setting.env,
-                     any_seeds=list(setting.seeds))
-        return execute(specs, store, jobs=args.jobs, timeout=args.timeout, memory_limit_mb=args.memory_limit,
-                       backend=setting.backend, device=device, threads=setting.threads, env=setting.env,
-                       progress=Progress(len(specs), _progress_enabled(args)), log=log,
-                       executor=args.executor, ray_address=args.ray_address)
-    return run
-
-
-def robustness_fingerprint(args) -> dict:
-    from .cli import _command_line
-    from .hardware import onednn_state
-    from .run import fingerprint, resolve_device
-
-    # fingerprint() already carries the numerics variables (TF_ENABLE_ONEDNN_OPTS, ONEDNN_MAX_CPU_ISA)
-    return {**fingerprint("tensorflow", resolve_device(args.device)), "onednn": onednn_state(),
-            "command": _command_line(args)}
-
-
-def check(args, cases: list[Case], log=print) -> tuple[list[CaseRobustness], int]:
+def check(cases: list[Case], execute_setting, *, verbose: bool = False, log=print) -> tuple[list[CaseRobustness], int]:
     """Run and assess; print the per-case summary; exit code 0 when every case holds robustly, else 1."""
     from tabulate import tabulate
 
-    report = run_robustness(cases, _execute_setting(args, log), log=log)
-    if len(cases) == 1 or getattr(args, "verbose", False):
+    report = run_robustness(cases, execute_setting, log=log)
+    if len(cases) == 1 or verbose:
         print(tabulate(condition_rows(report), headers=CONDITION_HEADERS, tablefmt="simple"))
     print(tabulate(summary_rows(report), headers=SUMMARY_HEADERS, tablefmt="simple"))
     bad = [c for c in report if not c.robust]
@@ -345,26 +316,10 @@ def check(args, cases: list[Case], log=print) -> tuple[list[CaseRobustness], int
     return report, (1 if bad else 0)
 
 
-def cmd_robust(args) -> int:
-    from .cli import _load, _results_dir
+def robustness_fingerprint(device: str, command: str) -> dict:
+    from .environment import key_facts
+    from .hardware import onednn_state
+    from .run import resolve_device
 
-    report, code = check(args, _load(args))
-    out = Path(args.out) if args.out else _results_dir(args)
-    if not (args.case or args.family):
-        paths = write_robustness(report, robustness_fingerprint(args), out)
-        print(f"wrote {', '.join(str(p) for p in paths)}")
-    else:
-        print("a filtered selection: results/robustness.* left as they are (run without --case/--family to write)")
-    return code
-
-
-def add_command(sub, common) -> None:
-    p = sub.add_parser("robust", help="the robustness check over the corpus: seeds 0-4 and every perturbation, "
-                                      "margins per oracle condition; writes results/robustness.{md,json}",
-                       description=__doc__.split("\n\n")[1],
-                       epilog=f"exit codes: 0 every case holds with margin >= {MIN_MARGIN:g}, 1 some case does not, "
-                              "2 bad input")
-    common(p, running=True)
-    p.add_argument("--out", default=None, help="where to write robustness.{md,json} (default: the results directory)")
-    p.add_argument("--verbose", "-v", action="store_true", help="also print every condition's values and margin")
-    p.set_defaults(fn=cmd_robust)
+    # key_facts() already carries the numerics variables (TF_ENABLE_ONEDNN_OPTS, ONEDNN_MAX_CPU_ISA)
+    return {**key_facts("tensorflow", resolve_device(device)), "onednn": onednn_state(), "command": command}

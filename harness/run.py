@@ -9,40 +9,24 @@ bench loses at most the runs in flight.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from .case import VARIANTS, Case, resolve_sweep, resolve_variant
+from .environment import TRACE_VERSION, WORKER_THREADS, key_facts
 from .executor import Job, JobResult, WorkerPool
 from .oracle import OracleVerdict, evaluate
 from .record import RunRecord
 from .store import CorruptRecord, RunStore, digest
 
-__all__ = ["RunSpec", "RunResult", "plan", "execute", "fingerprint", "resolve_device", "TRACE_VERSION",
-           "default_jobs", "Progress", "package_version", "make_pool",
-           "BACKENDS", "BackendUnavailable", "check_backend"]
+__all__ = ["RunSpec", "RunResult", "plan", "execute", "resolve_device", "TRACE_VERSION", "WORKER_THREADS",
+           "default_jobs", "Progress", "make_pool",
+           "BACKENDS", "BackendUnavailable", "check_backend", "WorkerSetting", "NotCached"]
 
-# Per backend: bump a backend's number when what its workers record changes, to invalidate its cache.
-TRACE_VERSION = {"tensorflow": 3, "jax": 4, "torch": 3}   # jax 4: the probes are jit-compiled
 # How a job ends when a limit of this machine, not the case, stopped it: reported, never cached.
 MACHINE_LIMITS = ("timeout", "memory")
-# One TensorFlow thread per worker: N workers never oversubscribe N cores, and the
-# reduction order (hence every number in a record) does not depend on --jobs.
-WORKER_THREADS = 1
-
-
-def package_version(*dists: str) -> str:
-    """The installed version of the first of these distributions present, or ''."""
-    for d in dists:
-        try:
-            return metadata.version(d)
-        except metadata.PackageNotFoundError:
-            continue
-    return ""
 
 
 # Each Keras backend, the distribution that provides it, and how to install it here.
@@ -95,22 +79,21 @@ def check_backend(backend: str, device: str) -> None:
                                  f"use --device cpu, or --device auto to take a GPU only when present")
 
 
-def fingerprint(backend: str, device: str, threads: int = WORKER_THREADS, env: dict | None = None) -> dict:
-    """What besides the task and seed determines a run's result: versions, backend, device, and the CPU with
-    the settings that choose its kernels, so runs from two processors never share a cache entry."""
-    from .hardware import cpu_facts, numeric_env
-
-    return {"python": platform.python_version(),
-            "tensorflow": package_version("tensorflow", "tensorflow-cpu"), "keras": package_version("keras"),
-            "numpy": package_version("numpy"), "sklearn": package_version("scikit-learn"),
-            **({"jax": package_version("jax"), "jaxlib": package_version("jaxlib")} if backend == "jax" else {}),
-            **({"torch": package_version("torch")} if backend == "torch" else {}),
-            "backend": backend, "device": device, "trace_version": TRACE_VERSION[backend], "threads": threads,
-            **cpu_facts(), **numeric_env({**os.environ, **(env or {})})}
-
-
 def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class WorkerSetting:
+    """Where a run trains: the backend, the device and the worker settings that change numerics."""
+    backend: str = "tensorflow"
+    device: str = "cpu"
+    threads: int = WORKER_THREADS
+    env: tuple = ()              # (name, value) pairs of numerics-relevant variables, e.g. TF_ENABLE_ONEDNN_OPTS
+
+    @property
+    def env_dict(self) -> dict:
+        return dict(self.env)
 
 
 @dataclass(frozen=True)
@@ -121,6 +104,15 @@ class RunSpec:
     task: dict
     key: str
     severity: object = None      # the sweep value, for severity-sweep runs of the broken variant
+    setting: WorkerSetting = WorkerSetting()
+
+    @property
+    def backend(self) -> str:
+        return self.setting.backend
+
+    @property
+    def device(self) -> str:
+        return self.setting.device
 
     @property
     def label(self) -> str:
@@ -148,12 +140,13 @@ def plan(cases: list[Case], *, seeds: list[int] | None = None, variants=VARIANTS
     `threads` and `env` (numerics-relevant environment variables for the workers) are the settings
     `check-case --robust` perturbs; they are part of every key. `seeds` filters the declared seeds;
     `any_seeds` replaces them (the robustness check runs seeds a case does not declare)."""
-    env = fingerprint(backend, device, threads, env)
+    facts = key_facts(backend, device, threads, env)
+    setting = WorkerSetting(backend, device, threads, tuple(sorted((env or {}).items())))
     specs = []
 
     def add(case, variant, task, seed, severity=None):
-        key = digest({"task": task, "seed": seed, "env": env})[:24]
-        specs.append(RunSpec(case, variant, seed, task, key, severity))
+        key = digest({"task": task, "seed": seed, "env": facts})[:24]
+        specs.append(RunSpec(case, variant, seed, task, key, severity, setting))
 
     for case in cases:
         chosen = any_seeds if any_seeds is not None else (
@@ -170,13 +163,24 @@ def plan(cases: list[Case], *, seeds: list[int] | None = None, variants=VARIANTS
     return specs
 
 
-def _failure_record(spec: RunSpec, res: JobResult, backend: str, device: str) -> dict:
-    status = {"timeout": "timeout"}.get(res.status, "crashed")
+def _failure_record(spec: RunSpec, res: JobResult) -> dict:
+    """The record of a job that returned none, from how the pool says it ended (validated like a worker's).
+
+    A handler that raised ('error') is the harness's own failure, never the run's (train.run_task lets
+    only what it does not blame on the run propagate): `harness_error`, with the exception type and
+    message the worker reported as "Type: message". A worker that died stays `crashed` (WorkerDied),
+    the memory limit `crashed` (MemoryError), the time limit `timeout`."""
+    message = (res.message.splitlines() or [""])[0]
+    status = {"timeout": "timeout", "error": "harness_error"}.get(res.status, "crashed")
     kind = {"timeout": "TimeoutError", "memory": "MemoryError", "crashed": "WorkerDied"}.get(res.status, "HarnessError")
-    return {"key": spec.key, "seed": spec.seed, "trace": [],
-            "outcome": {"status": status, "exception_type": kind, "message": res.message.splitlines()[0][:500],
-                        "epochs_run": 0, "wall_seconds": res.seconds},
-            "environment": {"backend": backend, "device": device}}
+    name, sep, rest = message.partition(": ")
+    if res.status == "error" and sep and name.isidentifier():
+        kind, message = name, rest
+    return RunRecord.finished({
+        "key": spec.key, "seed": spec.seed, "trace": [],
+        "outcome": {"status": status, "exception_type": kind, "message": message[:500],
+                    "epochs_run": 0, "wall_seconds": res.seconds},
+        "environment": {"backend": spec.backend, "device": spec.device}}).to_dict()
 
 
 class Progress:
@@ -211,31 +215,44 @@ def make_pool(executor: str, handler: str, init_args: tuple, n: int, memory_limi
 
 
 def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: float = 300.0,
-            memory_limit_mb: int = 4096, backend: str = "tensorflow", device: str = "cpu",
-            threads: int = WORKER_THREADS, env: dict | None = None,
-            progress: Progress | None = None, log=print, executor: str = "local",
-            ray_address: str | None = None) -> list[RunResult]:
-    """One result per spec, training only what the cache lacks (each distinct key once).
+            memory_limit_mb: int = 4096, progress: Progress | None = None, log=print, executor: str = "local",
+            ray_address: str | None = None, train: bool = True) -> list[RunResult]:
+    """One result per spec, training only what the cache lacks (each distinct key once), on the backend,
+    device and worker settings each spec carries. With `train=False` nothing is trained: a run the cache
+    lacks raises `NotCached`.
 
     Raises KeyboardInterrupt after the workers are stopped; every record written before then is whole.
     """
     progress = progress or Progress(len(specs), False)
     done, todo = _from_cache(specs, store, progress, log)
-    if todo:
-        check_backend(backend, device)
-        limited = 0
-        with make_pool(executor, "train", (backend, device, threads, env or {}), min(jobs, len(todo)),
-                       memory_limit_mb, ray_address) as pool:
-            job_list = [Job(s.key, {"task": s.task, "seed": s.seed, "key": s.key}, timeout) for s in todo.values()]
+    if todo and not train:
+        raise NotCached(list(todo.values()))
+    by_setting: dict[WorkerSetting, dict[str, RunSpec]] = {}
+    for key, spec in todo.items():
+        by_setting.setdefault(spec.setting, {})[key] = spec
+    limited = 0
+    for setting, group in by_setting.items():
+        check_backend(setting.backend, setting.device)
+        init = (setting.backend, setting.device, setting.threads, setting.env_dict)
+        with make_pool(executor, "train", init, min(jobs, len(group)), memory_limit_mb, ray_address) as pool:
+            job_list = [Job(s.key, {"task": s.task, "seed": s.seed, "key": s.key}, timeout) for s in group.values()]
             for res in pool.run(job_list):
-                spec = todo[res.job.key]
-                done[spec.key] = _settle(spec, res, store, backend, device)
+                spec = group[res.job.key]
+                done[spec.key] = _settle(spec, res, store)
                 limited += res.status in MACHINE_LIMITS
                 progress.step(spec.label, f"trained {_brief(_result(spec, *done[spec.key]))}", True)
-        if limited:
-            log(f"{limited} run(s) stopped by the time or memory limit (--timeout, --memory-limit) were not "
-                f"cached; the next run retries them")
+    if limited:
+        log(f"{limited} run(s) stopped by the time or memory limit (--timeout, --memory-limit) were not "
+            f"cached; the next run retries them")
     return [_result(spec, *done[spec.key]) for spec in specs]
+
+
+class NotCached(Exception):
+    """Runs a command that never trains needed and the cache does not hold (or holds damaged)."""
+
+    def __init__(self, specs: list[RunSpec]):
+        self.specs = specs
+        super().__init__(f"{len(specs)} run(s) are not in the cache (e.g. {specs[0].label})")
 
 
 def _from_cache(specs: list[RunSpec], store: RunStore, progress: Progress,
@@ -262,8 +279,7 @@ def _from_cache(specs: list[RunSpec], store: RunStore, progress: Progress,
     return done, todo
 
 
-def _settle(spec: RunSpec, res: JobResult, store: RunStore, backend: str,
-            device: str) -> tuple[dict, dict, str, str]:
+def _settle(spec: RunSpec, res: JobResult, store: RunStore) -> tuple[dict, dict, str, str]:
     """(record, extras, source, message) of a finished job, cached when it is the case's own result.
 
     A completed run and a worker that died by itself are; a run stopped at a time or memory limit is
@@ -272,7 +288,7 @@ def _settle(spec: RunSpec, res: JobResult, store: RunStore, backend: str,
     if res.status == "ok":
         store.put(spec.key, res.value["record"], res.value["extras"])
         return res.value["record"], res.value["extras"], "trained", ""
-    rec = _failure_record(spec, res, backend, device)
+    rec = _failure_record(spec, res)
     if res.status == "crashed":
         store.put(spec.key, rec, {})
     return rec, {}, "failed", res.message

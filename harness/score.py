@@ -106,8 +106,8 @@ def score_runs(results: list[RunResult], detectors: list[DetectorInfo], *, jobs:
     by_key = {r.spec.key: r for r in results}
     for info in detectors:
         t0 = time.monotonic()
-        budget = _budget(info)
-        jobs_list = [Job(r.spec.key, {"record": r.record.to_dict()}, budget) for r in by_key.values()]
+        jobs_list = [Job(r.spec.key, {"record": r.record.to_dict()}, _budget(info, len(r.record.trace)))
+                     for r in by_key.values()]
         answers: dict[str, tuple[dict | None, str]] = {}
         try:
             with WorkerPool("detect", (info.spec,), n=jobs) as pool:
@@ -125,11 +125,12 @@ def score_runs(results: list[RunResult], detectors: list[DetectorInfo], *, jobs:
     return rows
 
 
-def _budget(info: DetectorInfo) -> float:
+def _budget(info: DetectorInfo, n_epochs: int) -> float:
+    """The time limit of one run's replay: `replay_budget`, the rule the conformance kit checks."""
+    from trainwreck.detectors.base import replay_budget
     from trainwreck.detectors.loading import resolve_class
 
     try:
-        # the budget covers the replay over every trace prefix, plus process overheads
-        return max(2.0, float(resolve_class(info.spec).time_budget_s) * 3)
+        return replay_budget(resolve_class(info.spec), n_epochs)
     except Exception:  # noqa: BLE001 - a broken class is reported when its worker starts
         return 30.0

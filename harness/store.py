@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RunStore", "StoredRun", "canonical", "digest", "CorruptRecord"]
+__all__ = ["RunStore", "StoredRun", "canonical", "digest", "CorruptRecord", "NotWritable"]
 
 FORMAT = 1
 
@@ -28,6 +28,10 @@ def canonical(obj) -> str:
 
 def digest(obj) -> str:
     return hashlib.sha256(canonical(obj).encode()).hexdigest()
+
+
+class NotWritable(OSError):
+    """The run cache's directory cannot take records."""
 
 
 class CorruptRecord(Exception):
@@ -81,6 +85,17 @@ class RunStore:
         if not ok:
             raise CorruptRecord(f"{p}: checksum mismatch")
         return StoredRun(key, doc["record"], doc["extras"])
+
+    def ensure_writable(self) -> None:
+        """Fail before any training, not after the first run, when records could not be written here."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-check-{os.getpid()}.tmp"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise NotWritable(f"{self.root}: cannot write run records here ({e.strerror or e}); "
+                              f"give a writable --results directory") from None
 
     def discard(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)

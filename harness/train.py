@@ -10,7 +10,6 @@ oracle only.
 
 from __future__ import annotations
 
-import math
 import platform
 import time
 import traceback
@@ -18,16 +17,17 @@ import traceback
 import numpy as np
 
 from .case import Task
-from .hardware import cpu_facts, numeric_env, onednn_state, run_probes
+from .environment import record_facts
+from .hardware import run_probes
 from .datasets import load_dataset
 from .models import MODELS, build_model, output_spec
 from .pipelines import make_fit_input
 from .profile import profile_data
 from .record import SCHEMA_VERSION
-from .run import package_version
+from .summary import array_batch_shapes, model_summary, run_status
 from .transforms import apply_transforms
 
-__all__ = ["run_task", "environment", "setup_worker"]
+__all__ = ["run_task", "environment", "visible_device", "setup_worker", "short_message"]
 
 _ENV: dict | None = None
 
@@ -98,33 +98,19 @@ def _intra_op_threads() -> int:
     return tf.config.threading.get_intra_op_parallelism_threads()
 
 
+def visible_device(backend: str) -> str:
+    """'gpu' when the backend sees a GPU, else 'cpu': the device a run in this process trains on."""
+    return "gpu" if _gpus(backend) else "cpu"
+
+
 def environment(backend: str, device: str) -> dict:
+    """The record's environment, measured once per worker (the probes run a small model)."""
     global _ENV
     if _ENV is None:
-        import tensorflow as tf
-
         gpus = _gpus(backend) if device == "gpu" else []
         name = gpus[0] if gpus else platform.processor() or platform.machine()
-        _ENV = {"python": platform.python_version(), "tensorflow": tf.__version__,
-                "keras": package_version("keras"), "numpy": np.__version__, "sklearn": package_version("scikit-learn"),
-                "jax": package_version("jax") if backend == "jax" else "",
-                "torch": package_version("torch") if backend == "torch" else "",
-                "backend": backend, "device": device, "device_name": name,
-                "platform": platform.platform(), **cpu_facts(), "onednn": onednn_state(),
-                "numeric_env": numeric_env(), "threads": _intra_op_threads(), "probes": run_probes()}
+        _ENV = record_facts(backend, device, name, _intra_op_threads(), run_probes())
     return _ENV
-
-
-def _layers(model) -> list[dict]:
-    out = []
-    for l in model.layers:
-        cfg = l.get_config()
-        init = cfg.get("kernel_initializer")
-        out.append({"name": l.name, "kind": type(l).__name__, "activation": str(cfg.get("activation", "")),
-                    "units": int(cfg.get("units") or cfg.get("filters") or 0), "params": int(l.count_params()),
-                    "trainable": bool(l.trainable),
-                    "kernel_initializer": (init.get("class_name", "") if isinstance(init, dict) else str(init or ""))})
-    return out
 
 
 def _optimizer(c):
@@ -172,10 +158,27 @@ def _evaluate(model, x, y, task: str) -> dict:
 
 
 def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str) -> dict:
-    """Train one run; never raises for a failure of the run itself (that is the outcome)."""
+    """Train one run; never raises for a failure of the run itself (that is the outcome).
+
+    Who failed, when something raises:
+    - The training code under test is `model.fit` and everything it calls: Keras's train and validation
+      steps, the loss and metrics, Keras's own callbacks, and the case's input pipeline, whose PyDataset
+      or generator fit consumes (pydataset-len-cnn's lying __len__, ragged-generator's short batch and
+      onehot-labels-sparse-loss-cnn's rank check all raise there). What it raises is the run's own
+      failure: outcome `crashed`, with the exception type and its first informative line.
+    - Everything else is the harness: reading the task, the dataset, the transforms, the model builder,
+      the optimizer and `model.compile` (whose arguments are schema-checked names; Keras 3 only resolves
+      them there, so a raise means the harness or a Keras API is wrong, not the fault under test),
+      building the fit input, the trace callback (harness code Keras runs inside fit), the data profile,
+      the model summary, the environment and the record's own validation. Such an exception propagates;
+      the worker reports it as a job error, which becomes outcome `harness_error` with its type and
+      message: never cached and never a valid run (oracle.evaluate fails it whatever the conditions).
+    """
     import keras
     import tensorflow as tf
 
+    from . import trace as trace_module
+    from .record import RunRecord
     from .trace import PROBE_SIZE, TraceCallback
 
     task = Task.model_validate(task_dict)
@@ -194,10 +197,8 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str) ->
 
     fit_in = make_fit_input(task.pipeline.name, task.pipeline.params, data.x_train, data.y_train,
                             f.batch_size, seed)
-    array_shapes = None
-    if fit_in.shapes_seen is None:
-        n, bs = len(data.x_train), f.batch_size
-        array_shapes = [[bs, *data.x_train.shape[1:]]] * (n // bs) + ([[n % bs, *data.x_train.shape[1:]]] if n % bs else [])
+    array_shapes = (array_batch_shapes(len(data.x_train), f.batch_size, data.x_train.shape[1:])
+                    if fit_in.shapes_seen is None else None)
     probe = TraceCallback(data.x_train[:PROBE_SIZE], data.y_train[:PROBE_SIZE], fit_in.shapes_seen, array_shapes)
     callbacks = [probe, keras.callbacks.TerminateOnNaN()]
     if f.early_stopping:
@@ -213,36 +214,33 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str) ->
     try:
         model.fit(fit_in.x, fit_in.y, **kwargs)
     except Exception as e:  # the broken run is allowed, even expected, to raise
+        if any(frame.f_code.co_filename == trace_module.__file__ for frame, _ in traceback.walk_tb(e.__traceback__)):
+            raise  # the harness's trace callback failed inside fit: a harness error, not the run's crash
         probe.finish_interrupted()
         status, exc_type = "crashed", type(e).__name__
-        message = _short_message(e)
+        message = short_message(e)
     done = [e for e in probe.epochs if e["completed"]]
     if status == "completed":
-        losses = [e["logs"].get("loss", math.nan) for e in done]
-        if any(not math.isfinite(x) for x in losses) or getattr(model, "stop_training", False) and len(done) < f.epochs:
-            status = "nan" if any(not math.isfinite(x) for x in losses) else "stopped_early"
-        elif len(done) < f.epochs:
-            status = "stopped_early"
+        status = run_status(probe.epochs, f.epochs)
 
     wall = time.perf_counter() - t0
     record = {
         "key": key, "schema_version": SCHEMA_VERSION, "seed": seed,
         "data": profile_data(data.x_train, data.y_train, data.x_val, data.y_val),
-        "model": {"layers": _layers(model), "total_params": int(model.count_params()),
-                  "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-                  "optimizer": c.optimizer, "learning_rate": c.learning_rate, "loss": c.loss,
-                  "metrics": list(c.metrics), "batch_size": f.batch_size, "epochs": f.epochs,
-                  "output_units": units, "output_activation": act},
+        "model": model_summary(model, optimizer=c.optimizer, learning_rate=c.learning_rate, loss=c.loss,
+                               metrics=c.metrics, batch_size=f.batch_size, epochs=f.epochs,
+                               output_units=units, output_activation=act),
         "trace": probe.epochs,
         "outcome": {"status": status, "exception_type": exc_type, "message": message,
                     "epochs_run": len(done), "wall_seconds": wall},
         "environment": environment(keras.backend.backend(), device),
     }
     extras = {"test": _evaluate(model, data.x_test, data.y_test, data.task)}
-    return {"record": record, "extras": extras}
+    # built as the record's dataclasses and checked here, so a misspelled field fails at write time
+    return {"record": RunRecord.finished(record).to_dict(), "extras": extras}
 
 
-def _short_message(e: BaseException) -> str:
+def short_message(e: BaseException) -> str:
     """The first informative lines of an exception; TF graph errors bury the cause."""
     text = str(e)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]

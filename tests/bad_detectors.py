@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from trainwreck.detectors.base import Detector, Diagnosis
@@ -15,11 +16,30 @@ class Crashing(Detector):
 
 
 class Hanging(Detector):
+    """Never returns. A small budget keeps the time limits short: about 2 s a run in the bench, 3.2 s
+    a check in the conformance kit (replay_budget)."""
     name, version, needs = "hanging", "0", frozenset({"trace"})
-    time_budget_s = 0.5
+    time_budget_s = 0.02
 
     def diagnose(self, record):
         time.sleep(3600)
+
+
+class Exits(Detector):
+    """Ends its own process without a word, as a C extension calling exit() would."""
+    name, version, needs = "exits", "0", frozenset({"trace"})
+
+    def diagnose(self, record):
+        os._exit(3)
+
+
+class Segfaults(Detector):
+    name, version, needs = "segfaults", "0", frozenset({"trace"})
+
+    def diagnose(self, record):
+        import ctypes
+
+        ctypes.string_at(0)
 
 
 class Garbage(Detector):
@@ -35,3 +55,11 @@ class Mutating(Detector):
     def diagnose(self, record):
         record.trace[0].logs["loss"] = 0.0 if record.trace else None
         return [Diagnosis(cause="healthy")]
+
+
+class Impostor(Detector):
+    """Named like a built-in: as a --detector-spec it must be refused, not replace the built-in's row."""
+    name, version, needs = "autotrainer", "0", frozenset({"trace"})
+
+    def diagnose(self, record):
+        return []

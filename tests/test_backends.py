@@ -28,7 +28,7 @@ OTHER_BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(importlib.util.find_s
 def _founding_seed0(results_dir, backend: str) -> dict:
     cases = [load_case(CASES / fam / f"{cid}.yaml") for cid, fam in FOUNDING.items()]
     specs = plan(cases, seeds=[0], backend=backend)
-    results = execute(specs, RunStore(results_dir / "runs"), jobs=default_jobs(), backend=backend, timeout=600,
+    results = execute(specs, RunStore(results_dir / "runs"), jobs=default_jobs(), timeout=600,
                       progress=Progress(len(specs), True), log=lambda *a: None)
     return {(r.spec.case.id, r.spec.variant): r for r in results}
 

@@ -133,7 +133,7 @@ def test_limit_kills_are_reported_not_cached_but_a_dying_worker_is(tmp_path):
 
     def settle(res):
         spec = specs[res.job.key]
-        return res.status, _result(spec, *_settle(spec, res, store, "tensorflow", "cpu"))
+        return res.status, _result(spec, *_settle(spec, res, store))
 
     with WorkerPool("selftest", n=2, memory_limit_mb=300) as pool:
         settled = {modes[res.job.key]: settle(res) for res in pool.run(jobs)}

@@ -123,3 +123,47 @@ def test_path_typos_are_one_line_usage_errors(args, expected):
     assert r.returncode == 2, r.stdout + r.stderr
     assert expected in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- fail early, before any training
+
+def _trained(results) -> list:
+    runs = results / "runs"
+    return sorted(runs.glob("*.json")) if runs.exists() else []
+
+
+def test_bad_detector_spec_is_reported_before_training(tmp_path):
+    r = run_cli("bench", "--case", "lr-divergence", "--seeds", "0", "--no-sweeps", "--results", str(tmp_path),
+                "--detector-spec", "no_such_module:Nothing", "--no-plots")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "no_such_module:Nothing" in r.stderr and "Traceback" not in r.stderr
+    assert _trained(tmp_path) == [], "trained before resolving the detectors"
+
+
+def test_unwritable_results_directory_is_refused_before_training(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    r = run_cli("run", "--case", "lr-divergence", "--seeds", "0", "--results", str(blocker / "results"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "cannot write run records" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "bench", "check-case"])
+def test_a_seed_filter_that_matches_no_run_is_exit_2(tmp_path, command):
+    target = [str(CASES / "optimization" / "lr-divergence.yaml")] if command == "check-case" else \
+        ["--case", "lr-divergence"]
+    r = run_cli(command, *target, "--seeds", "7", "--results", str(tmp_path))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "no run matches the filters: seeds [7]" in r.stderr
+    assert _trained(tmp_path) == []
+
+
+def test_run_specs_carry_their_backend_and_device(corpus):
+    import inspect
+
+    from trainwreck.run import execute, plan
+
+    specs = plan(corpus[:1], backend="jax", device="cpu", threads=2, env={"TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert {(s.backend, s.device, s.setting.threads, s.setting.env) for s in specs} == \
+        {("jax", "cpu", 2, (("TF_ENABLE_ONEDNN_OPTS", "0"),))}
+    assert not {"backend", "device", "threads", "env"} & set(inspect.signature(execute).parameters)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
 
-from trainwreck.detectors.base import Detector, Diagnosis, OnlineDetector
+from trainwreck.detectors.base import Detector, Diagnosis, OnlineDetector, replay_budget
+from trainwreck.detectors.loading import DetectorInfo
 from trainwreck.detectors.nan_guard import NanGuard
-from trainwreck.detectors.testing import CHECKS, check_detector, parametrize_with_checks
+from trainwreck.detectors.testing import (CHECKS, LONG_TRACE_EPOCHS, check_detector, long_dict,
+                                          parametrize_with_checks, worker_spec)
+from trainwreck.executor import Job, WorkerPool
+
+from .conftest import ROOT
 
 
 def unchecked(**fields) -> Diagnosis:
@@ -80,10 +88,11 @@ class NoneReturner(Detector):
 
 
 class TooSlow(Detector):
-    name, needs, time_budget_s = "too-slow", frozenset(), 0.002
+    """Quick on short runs, too slow on long ones: 2 ms per epoch against a budget of 10 ms per step."""
+    name, needs, time_budget_s = "too-slow", frozenset({"trace"}), 0.01
 
     def diagnose(self, record):
-        time.sleep(0.01)
+        time.sleep(0.002 * len(record.trace))
         return []
 
 
@@ -114,6 +123,26 @@ class DisagreesOnline(OnlineDetector):
 
 class NoName(Detector):
     def diagnose(self, record):
+        return []
+
+
+class QuadraticInTrace(Detector):
+    """Well within its budget on every short record (at most 3.6 ms a call against 10 ms), far over it
+    on a long replay (about 7 s for 60 epochs against 2.6 s): what one call per record cannot see."""
+    name, needs, time_budget_s = "quadratic", frozenset({"trace"}), 0.01
+
+    def diagnose(self, record):
+        time.sleep(1e-4 * len(record.trace) ** 2)
+        return []
+
+
+class Steady(Detector):
+    """40 ms a call against 50 ms a step: within the rule on any run, yet over the bench's old flat limit
+    (3 x time_budget_s, at least 2 s) on a run of 60 epochs (61 calls, 2.4 s)."""
+    name, needs, time_budget_s = "steady", frozenset({"trace"}), 0.05
+
+    def diagnose(self, record):
+        time.sleep(0.04)
         return []
 
 
@@ -183,3 +212,96 @@ def test_parametrize_with_checks_ids_and_marks():
                          {"check_time_budget": "sleeps on purpose"} if cls is TooSlow else {})
 def test_parametrized_kit_runs(detector_class, check):
     check(detector_class)
+
+
+# -- one time rule for the kit and the bench -----------------------------------------------------
+def test_kit_times_a_long_replay_not_one_call():
+    with pytest.raises(AssertionError) as err:
+        CHECKS["check_time_budget"](QuadraticInTrace)
+    limit = replay_budget(QuadraticInTrace, LONG_TRACE_EPOCHS)
+    assert str(err.value).startswith(f"check_time_budget failed for detector 'quadratic': the replay of a "
+                                     f"{LONG_TRACE_EPOCHS}-epoch record did not return within {limit:g} s"), err.value
+
+
+def test_bench_gives_a_run_the_budget_the_kit_checks():
+    from trainwreck.score import _budget
+
+    info = DetectorInfo("steady", worker_spec(Steady), "command line")
+    for n in (0, 6, LONG_TRACE_EPOCHS):
+        assert _budget(info, n) == replay_budget(Steady, n)
+    CHECKS["check_time_budget"](Steady)                       # the kit passes it ...
+    job = Job("long", {"record": long_dict()}, _budget(info, LONG_TRACE_EPOCHS))
+    with WorkerPool("detect", (info.spec,)) as pool:            # ... and so does the bench, as score_runs runs it
+        (result,) = list(pool.run([job]))
+    assert result.status == "ok", result.message
+
+
+# -- the detector runs in a worker: the caller survives it ---------------------------------------
+KIT = """
+import time
+from trainwreck.detectors.testing import check_detector
+from tests.bad_detectors import {cls}
+t0 = time.monotonic()
+try:
+    check_detector({cls})
+except AssertionError as e:
+    print(f"FAILED {{time.monotonic() - t0:.1f}}: {{e}}")
+print("the caller is still here")
+"""
+
+
+@pytest.mark.parametrize("cls,message", [
+    ("Hanging", "check_returns_list failed for detector 'hanging': the detector did not return within 3.22 s"),
+    ("Exits", "check_returns_list failed for detector 'exits': the detector ended its worker process "
+              "(worker process died: exit code 3)"),
+    ("Segfaults", "check_returns_list failed for detector 'segfaults': the detector ended its worker process "
+                  "(worker process died: killed by signal 11 (SIGSEGV))"),
+], ids=["hangs", "exits", "segfaults"])
+def test_a_detector_that_hangs_or_dies_fails_a_check_and_the_caller_goes_on(cls, message):
+    r = subprocess.run([sys.executable, "-c", KIT.format(cls=cls)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    failed, survived = r.stdout.strip().splitlines()[-2:]
+    assert failed.partition(": ")[2].startswith(message), failed
+    assert float(failed.split()[1].rstrip(":")) < 30
+    assert survived == "the caller is still here"
+
+
+def test_a_class_no_worker_can_import_is_a_clear_error():
+    class Local(Detector):
+        name = "local"
+
+        def diagnose(self, record):
+            return []
+
+    with pytest.raises(ValueError, match=r"defined inside a function .*define it at the top level of a module"):
+        check_detector(Local)
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        from trainwreck.detectors.base import Detector
+        from trainwreck.detectors.testing import check_detector
+        class Typed(Detector):
+            name = "typed"
+            def diagnose(self, record):
+                return []
+        check_detector(Typed)
+        """)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "ValueError" in r.stderr and "put it in a .py module" in r.stderr, r.stderr
+
+
+def test_a_class_in_a_script_can_be_checked(tmp_path):
+    script = tmp_path / "my_detector.py"
+    script.write_text(textwrap.dedent("""
+        from trainwreck.detectors.base import Detector
+        from trainwreck.detectors.testing import check_detector
+
+        class Mine(Detector):
+            name, needs = "mine", frozenset({"trace"})
+
+            def diagnose(self, record):
+                return []
+
+        if __name__ == "__main__":
+            print(sorted(set(check_detector(Mine).values())))
+        """))
+    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "['passed']", r.stdout + r.stderr

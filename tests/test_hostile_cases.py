@@ -128,7 +128,7 @@ def test_python_tags_are_not_executed(tmp_path):
 def test_no_eval_exec_pickle_or_dynamic_import_of_case_data():
     """Source check: the harness never evals, execs or unpickles, and imports modules
     dynamically only from fixed tables or detector specs given on the command line."""
-    allowed_dynamic_imports = {"harness/executor.py", "detectors/loading.py"}
+    allowed_dynamic_imports = {"harness/executor.py", "detectors/loading.py", "harness/cli.py"}  # closed lists
     for f in sorted(list((ROOT / "harness").rglob("*.py")) + list((ROOT / "detectors").rglob("*.py"))):
         tree = ast.parse(f.read_text())
         rel = str(f.relative_to(ROOT))

@@ -11,7 +11,8 @@ import pytest
 from trainwreck.case import Condition, load_case
 from trainwreck.hardware import NUMERIC_FLAGS, PERTURBATIONS, PROBES, cpu_facts
 from trainwreck.robust import MIN_MARGIN, _condition_robustness, settings_for
-from trainwreck.run import fingerprint, plan
+from trainwreck.environment import key_facts as fingerprint
+from trainwreck.run import plan
 from trainwreck.store import RunStore
 
 from .conftest import CASES, run_cli

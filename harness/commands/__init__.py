@@ -1,0 +1,1 @@
+"""The `trainwreck` commands: one module each, with `register(sub)` and `main(args)`."""

@@ -1,0 +1,63 @@
+"""The one place that says what a run's result depends on besides its task and seed.
+
+Library versions, backend, device, the CPU and the settings that choose its kernels are read here,
+and nowhere else, for all three uses: the cache key (`key_facts`, in the parent, without importing a
+backend), the record's `environment` (`record_facts`, in the worker, with the backend loaded) and
+every table's fingerprint (`trainwreck_version` plus what the records say)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+from .hardware import cpu_facts, numeric_env, onednn_state
+
+__all__ = ["package_version", "library_versions", "key_facts", "record_facts", "trainwreck_version",
+           "TRACE_VERSION", "WORKER_THREADS"]
+
+# Per backend: bump a backend's number when what its workers record changes, to invalidate its cache.
+TRACE_VERSION = {"tensorflow": 3, "jax": 4, "torch": 3}   # jax 4: the probes are jit-compiled
+# One TensorFlow thread per worker: N workers never oversubscribe N cores, and the
+# reduction order (hence every number in a record) does not depend on --jobs.
+WORKER_THREADS = 1
+
+
+def package_version(*dists: str) -> str:
+    """The installed version of the first of these distributions present, or ''."""
+    for d in dists:
+        try:
+            return metadata.version(d)
+        except metadata.PackageNotFoundError:
+            continue
+    return ""
+
+
+def trainwreck_version() -> str:
+    return package_version("trainwreck") or "unknown"
+
+
+def library_versions(backend: str) -> dict:
+    """The versions of everything that computes a run; the backend's own package only on that backend."""
+    return {"python": platform.python_version(),
+            "tensorflow": package_version("tensorflow", "tensorflow-cpu"), "keras": package_version("keras"),
+            "numpy": package_version("numpy"), "sklearn": package_version("scikit-learn"),
+            **({"jax": package_version("jax"), "jaxlib": package_version("jaxlib")} if backend == "jax" else {}),
+            **({"torch": package_version("torch")} if backend == "torch" else {})}
+
+
+def key_facts(backend: str, device: str, threads: int = WORKER_THREADS, env: dict | None = None) -> dict:
+    """What besides the task and seed determines a run's result: versions, backend, device, and the CPU with
+    the settings that choose its kernels, so runs from two processors never share a cache entry."""
+    return {**library_versions(backend),
+            "backend": backend, "device": device, "trace_version": TRACE_VERSION[backend], "threads": threads,
+            **cpu_facts(), **numeric_env({**os.environ, **(env or {})})}
+
+
+def record_facts(backend: str, device: str, device_name: str, threads: int, probes: dict) -> dict:
+    """The record's `environment`, measured in the worker (threads read back from the backend, probe readings)."""
+    versions = library_versions(backend)
+    return {**{k: versions.get(k, "") for k in ("python", "tensorflow", "keras", "numpy", "sklearn", "jax", "torch")},
+            "backend": backend, "device": device, "device_name": device_name,
+            "platform": platform.platform(), **cpu_facts(), "onednn": onednn_state(),
+            "numeric_env": numeric_env(), "threads": threads, "probes": probes}
