@@ -9,14 +9,14 @@ split is only ever seen by the oracle, never by a detector.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from .registry import Component, Registry
+from .registry import Component, Params, Registry
 
-__all__ = ["Data", "DATASETS", "load_dataset"]
+__all__ = ["Data", "DATASETS", "DatasetBuilder", "DatasetParams", "load_dataset"]
 
 Task = Literal["binary", "multiclass", "regression"]
 
@@ -36,18 +36,23 @@ class Data:
         return replace(self, **changes)
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DatasetParams(Params):
+    """What every dataset shares: its size and the split into train, validation and test."""
     n_samples: int = Field(1500, ge=30, le=50_000, description="rows before the split")
     val_fraction: float = Field(0.2, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     shuffle_split: bool = Field(True, description="shuffle before splitting; false keeps the generator's order")
 
 
-DATASETS: Registry[Component] = Registry("dataset")
+class DatasetBuilder(Protocol):
+    """A dataset: its parameters and the run's seed in, the three splits out."""
+    def __call__(self, p: DatasetParams, seed: int) -> Data: ...
 
 
-def _split(x: np.ndarray, y: np.ndarray, p: Params, seed: int, task: Task, n_classes: int) -> Data:
+DATASETS: Registry[Component[DatasetBuilder]] = Registry("dataset")
+
+
+def _split(x: np.ndarray, y: np.ndarray, p: DatasetParams, seed: int, task: Task, n_classes: int) -> Data:
     n = len(x)
     order = np.random.default_rng(seed).permutation(n) if p.shuffle_split else np.arange(n)
     n_test = int(round(n * p.test_fraction))
@@ -57,7 +62,7 @@ def _split(x: np.ndarray, y: np.ndarray, p: Params, seed: int, task: Task, n_cla
                 x[te].astype("float32"), y[te], task, n_classes)
 
 
-class ClassificationParams(Params):
+class ClassificationParams(DatasetParams):
     n_features: int = Field(20, ge=2, le=512)
     n_informative: int = Field(6, ge=1, le=512)
     n_classes: int = Field(2, ge=2, le=50)
@@ -89,7 +94,7 @@ def tabular_classification(p: ClassificationParams, seed: int) -> Data:
     return _split(x, y.astype("int64"), p, seed, "binary" if p.n_classes == 2 else "multiclass", p.n_classes)
 
 
-class RegressionParams(Params):
+class RegressionParams(DatasetParams):
     n_features: int = Field(10, ge=1, le=512)
     n_informative: int = Field(5, ge=1, le=512)
     noise: float = Field(5.0, ge=0, le=1000)
@@ -108,7 +113,7 @@ def tabular_regression(p: RegressionParams, seed: int) -> Data:
     return _split(x, y.astype("float32"), p, seed, "regression", 0)
 
 
-class ShippedParams(Params):
+class ShippedParams(DatasetParams):
     n_samples: int = Field(0, ge=0, le=50_000, description="0 keeps every row")
     as_images: bool = Field(False, description="digits only: shape (8, 8, 1) instead of 64 features")
     scale_to_unit: bool = Field(False, description="digits only: divide pixels by 16")
@@ -139,7 +144,7 @@ for _name, _loader, _doc in [
     DATASETS.register(_name)(Component(ShippedParams, (lambda ln: lambda p, s: _shipped(ln, p, s))(_loader), _doc))
 
 
-class SequenceParams(Params):
+class SequenceParams(DatasetParams):
     timesteps: int = Field(40, ge=2, le=500)
     n_features: int = Field(4, ge=1, le=64)
     signal_step: int = Field(0, ge=0, description="the step that carries the label; 0 is the first")
@@ -163,4 +168,4 @@ def sequence_memory(p: SequenceParams, seed: int) -> Data:
 
 def load_dataset(name: str, params: dict, seed: int) -> Data:
     entry = DATASETS.get(name)
-    return entry.fn(entry.params(**params), seed)
+    return entry.fn(entry.parse(params), seed)

@@ -7,21 +7,21 @@ is built, inside a worker process.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from .registry import Component, Registry
+from .registry import Component, Params, Registry
 
-__all__ = ["MODELS", "build_model", "output_spec"]
+__all__ = ["MODELS", "ModelBuilder", "ModelParams", "build_model", "output_spec"]
 
 Activation = Literal["relu", "tanh", "sigmoid", "linear", "elu", "selu", "softmax", "softplus", "leaky_relu", "gelu"]
 Initializer = Literal["glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "zeros", "ones",
                       "random_normal", "lecun_normal", "orthogonal"]
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ModelParams(Params):
+    """What every named model shares: its output head, initialisation and whether it trains."""
     output_activation: Activation | Literal["auto"] = Field(
         "auto", description="auto: sigmoid (binary), softmax (multiclass), linear (regression)")
     output_units: int | Literal["auto"] = Field("auto", description="auto: 1 (binary, regression) or n_classes")
@@ -30,17 +30,22 @@ class Params(BaseModel):
     trainable: bool = Field(True, description="false freezes every hidden layer")
 
 
-MODELS: Registry[Component] = Registry("model")
+class ModelBuilder(Protocol):
+    """A model: its parameters, the input shape and the task in, an uncompiled keras.Model out."""
+    def __call__(self, p: ModelParams, input_shape: tuple, task: str, n_classes: int) -> Any: ...
 
 
-def output_spec(p: Params, task: str, n_classes: int) -> tuple[int, str]:
+MODELS: Registry[Component[ModelBuilder]] = Registry("model")
+
+
+def output_spec(p: ModelParams, task: str, n_classes: int) -> tuple[int, str]:
     units = p.output_units if p.output_units != "auto" else (n_classes if task == "multiclass" else 1)
     if p.output_activation != "auto":
         return units, p.output_activation
     return units, {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}[task]
 
 
-def _init(p: Params):
+def _init(p: ModelParams):
     import keras
 
     if p.kernel_initializer == "random_normal":
@@ -48,14 +53,14 @@ def _init(p: Params):
     return p.kernel_initializer
 
 
-def _head(p: Params, task: str, n_classes: int):
+def _head(p: ModelParams, task: str, n_classes: int):
     import keras
 
     units, act = output_spec(p, task, n_classes)
     return keras.layers.Dense(units, activation=act, name="output")
 
 
-class MLPParams(Params):
+class MLPParams(ModelParams):
     hidden: list[int] = Field([32, 32], max_length=16, description="units per hidden layer")
     activation: Activation = "relu"
     bias_initializer: Literal["zeros", "ones", "random_normal"] | float = Field(
@@ -89,7 +94,7 @@ def mlp(p: MLPParams, input_shape: tuple, task: str, n_classes: int):
     return keras.Sequential(layers)
 
 
-class RNNParams(Params):
+class RNNParams(ModelParams):
     cell: Literal["lstm", "gru", "simple_rnn"] = "lstm"
     depth: int = Field(1, ge=1, le=16)
     units: int = Field(16, ge=1, le=512)
@@ -117,7 +122,7 @@ def rnn_stack(p: RNNParams, input_shape: tuple, task: str, n_classes: int):
     return keras.Sequential(layers)
 
 
-class CNNParams(Params):
+class CNNParams(ModelParams):
     filters: list[int] = Field([16, 32], max_length=8)
     kernel_size: int = Field(3, ge=1, le=7)
     activation: Activation = "relu"
@@ -145,4 +150,4 @@ def cnn(p: CNNParams, input_shape: tuple, task: str, n_classes: int):
 
 def build_model(name: str, params: dict, input_shape: tuple, task: str, n_classes: int):
     entry = MODELS.get(name)
-    return entry.fn(entry.params(**params), input_shape, task, n_classes)
+    return entry.fn(entry.parse(params), input_shape, task, n_classes)

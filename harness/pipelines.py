@@ -10,18 +10,15 @@ can record them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from .registry import Component, Registry
+from .registry import Component, Params, Registry
 
-__all__ = ["PIPELINES", "FitInput", "make_fit_input"]
+__all__ = ["PIPELINES", "FitInput", "Pipeline", "make_fit_input"]
 
-
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass
@@ -33,7 +30,12 @@ class FitInput:
     shapes_seen: list | None = None  # None: shapes are known from the arrays
 
 
-PIPELINES: Registry[Component] = Registry("pipeline")
+class Pipeline(Protocol):
+    """An input pipeline: arrays, batch size, its parameters and the seed in, what model.fit takes out."""
+    def __call__(self, x: np.ndarray, y: np.ndarray, batch_size: int, p: Params, seed: int) -> FitInput: ...
+
+
+PIPELINES: Registry[Component[Pipeline]] = Registry("pipeline")
 
 
 @PIPELINES.component("arrays", Params)
@@ -104,4 +106,4 @@ def generator(x, y, batch_size, p: GeneratorParams, seed) -> FitInput:
 
 def make_fit_input(name: str, params: dict, x, y, batch_size: int, seed: int) -> FitInput:
     entry = PIPELINES.get(name)
-    return entry.fn(x, y, batch_size, entry.params(**params), seed)
+    return entry.fn(x, y, batch_size, entry.parse(params), seed)

@@ -14,9 +14,12 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
 
-__all__ = ["Registry", "UnknownName", "suggest", "Component"]
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["Registry", "UnknownName", "suggest", "Component", "Params"]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _closeness(name: str, candidate: str) -> float:
@@ -44,12 +47,23 @@ class UnknownName(KeyError):
         return self.args[0]
 
 
+class Params(BaseModel):
+    """The one base of every component's parameters. Strict, so a misspelt key in a case file is an
+    error that names it rather than a default silently kept; subclasses add fields with their ranges,
+    which is what `validate`, `trainwreck ls` and cases/schema.json all read."""
+    model_config = ConfigDict(extra="forbid")
+
+
 @dataclass(frozen=True)
-class Component:
-    """A named building block: its parameter schema (a pydantic model), its function, one line of doc."""
-    params: Any
-    fn: Callable
+class Component(Generic[F]):
+    """A named building block: its parameter schema, its function (of the registry's protocol), one
+    line of doc."""
+    params: type[Params]
+    fn: F
     doc: str
+
+    def parse(self, params: dict) -> Params:
+        return self.params(**params)
 
 
 class Registry(Generic[T]):
@@ -67,6 +81,9 @@ class Registry(Generic[T]):
 
     def component(self, name: str, params) -> Callable[[Callable], Callable]:
         """Decorator: register fn as a Component with this parameter schema."""
+        if not (isinstance(params, type) and issubclass(params, Params)):
+            raise TypeError(f"{self.kind} '{name}': its parameters must subclass registry.Params, got {params!r}")
+
         def deco(fn: Callable) -> Callable:
             doc = (fn.__doc__ or "").strip()
             if not doc:

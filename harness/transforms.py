@@ -9,21 +9,23 @@ the oracle can measure what the fault hides.
 
 from __future__ import annotations
 
+from typing import Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from .datasets import Data
-from .registry import Component, Registry
+from .registry import Component, Params, Registry
 
-__all__ = ["TRANSFORMS", "apply_transforms"]
-
-
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+__all__ = ["TRANSFORMS", "Transform", "apply_transforms"]
 
 
-TRANSFORMS: Registry[Component] = Registry("transform")
+class Transform(Protocol):
+    """A data step: the splits, its parameters and the run's seed in, new splits out."""
+    def __call__(self, data: Data, p: Params, seed: int) -> Data: ...
+
+
+TRANSFORMS: Registry[Component[Transform]] = Registry("transform")
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -183,5 +185,5 @@ def offset_labels(data: Data, p: OffsetLabelsParams, seed: int) -> Data:
 def apply_transforms(data: Data, steps: list[tuple[str, dict]], seed: int) -> Data:
     for name, params in steps:
         entry = TRANSFORMS.get(name)
-        data = entry.fn(data, entry.params(**params), seed)
+        data = entry.fn(data, entry.parse(params), seed)
     return data

@@ -172,9 +172,7 @@ def test_sweep_path_through_a_value_that_is_no_mapping_is_located(tmp_path):
 
 
 def test_component_without_docstring_is_a_clear_error_not_an_index_error():
-    from pydantic import BaseModel
-
-    from trainwreck.registry import Registry
+    from trainwreck.registry import Params, Registry
 
     reg = Registry("thing")
 
@@ -182,5 +180,40 @@ def test_component_without_docstring_is_a_clear_error_not_an_index_error():
         return data
 
     with pytest.raises(ValueError, match=r"thing 'bare' .*undocumented\) needs a docstring"):
-        reg.component("bare", BaseModel)(undocumented)
+        reg.component("bare", Params)(undocumented)
     assert "bare" not in reg.names()
+
+
+def test_component_parameters_must_share_the_strict_base():
+    """A schema not derived from registry.Params would accept a misspelt key and keep its default."""
+    from pydantic import BaseModel
+
+    from trainwreck.registry import Registry
+
+    with pytest.raises(TypeError, match=r"thing 'loose': its parameters must subclass registry.Params"):
+        Registry("thing").component("loose", BaseModel)
+
+
+def _registries():
+    from trainwreck.datasets import DATASETS, DatasetBuilder
+    from trainwreck.models import MODELS, ModelBuilder
+    from trainwreck.pipelines import PIPELINES, Pipeline
+    from trainwreck.transforms import TRANSFORMS, Transform
+
+    return [(DATASETS, DatasetBuilder), (MODELS, ModelBuilder), (TRANSFORMS, Transform), (PIPELINES, Pipeline)]
+
+
+@pytest.mark.parametrize("registry,protocol", _registries(), ids=lambda r: getattr(r, "kind", ""))
+def test_every_component_has_strict_params_and_its_registrys_call_shape(registry, protocol):
+    import inspect
+
+    from trainwreck.registry import Params
+
+    want = [n for n in inspect.signature(protocol.__call__).parameters if n != "self"]
+    for name in registry.names():
+        comp = registry.get(name)
+        assert issubclass(comp.params, Params), name
+        with pytest.raises(Exception, match="extra"):
+            comp.parse({"no_such_parameter": 1})
+        got = list(inspect.signature(comp.fn).parameters)
+        assert len(got) == len(want), f"{registry.kind} '{name}' takes {got}, the protocol {want}"
