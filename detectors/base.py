@@ -13,8 +13,9 @@ Two styles:
   (the Keras callback vocabulary); it is fed the trace one epoch at a time,
   and `diagnose` replays that for you, so both styles agree at the last epoch.
 
-Declare in `needs` which parts of the record you read ("data", "model",
-"trace", "outcome"); the harness hands you a record with only those parts
+Declare in `causes` and `symptoms` the taxonomy terms the detector can name at all (its
+scope: a symptom-only tool sets `causes = frozenset()`), and in `needs` which parts of the
+record you read ("data", "model", "trace", "outcome"); the harness hands you a record with only those parts
 filled, so an undeclared dependency shows up as missing data, not as a silent
 advantage. Register a plugin through the entry-point group
 `trainwreck.detectors` (see `examples/trainwreck-example-detector`), and check
@@ -101,6 +102,11 @@ class Detector:
     # epoch) and gives the whole replay `replay_budget(cls, n)` seconds; past that the run is an
     # error row. The conformance kit checks a long replay against the same rule.
     time_budget_s: ClassVar[float] = 10.0
+    # Scope: the taxonomy causes and symptoms this detector can ever name. Scoring uses it to tell
+    # "wrong" from "outside what this tool claims" (within-scope recall; "n/a" cause columns for a
+    # detector with no causes). None means undeclared: the detector is taken to claim everything.
+    causes: ClassVar[frozenset[str] | None] = None
+    symptoms: ClassVar[frozenset[str] | None] = None
 
     def diagnose(self, record: RunRecord) -> list[Diagnosis]:
         raise NotImplementedError
