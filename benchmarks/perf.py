@@ -1,21 +1,26 @@
-"""`make perf`: what the harness costs beyond the training it contains.
+"""`make perf`: what the harness costs beyond the training it contains, each figure next to its goal.
 
-Prints, measured in one run on this machine:
-  (a) tracing overhead: model.fit with the trace callback / bare model.fit of the same model,
-      data and seed, one case per family (fixed variant), each timed after a warm-up fit;
-  (b) cold corpus time with --jobs 1 and --jobs 2 over the founding cases, and the speed-up;
-  (c) warm rescoring time for every detector over those runs;
-  (d) peak resident memory of a training worker;
-  (e) the founding cases cold on each installed Keras backend (--jobs 2), and the median
-      training time of one run there.
-`python benchmarks/perf.py --only e` runs one part (a, bcd or e).
-Targets (goals, not assertions): overhead <= 1.10x, speed-up >= 1.7x, rescoring <= 5 s.
+Measured in one run on this machine (issue 18's goals in brackets):
+  (a) tracing overhead: model.fit with the trace callback / bare model.fit of the same model, data
+      and seed, per family (fixed variants of its first cases), at the default resolution
+      [<= 1.05x overall, <= 1.10x per family] and with a step record every 10 batches [<= 1.5x].
+      Bare, default and per-step fits are interleaved, repeat by repeat, after a warm-up of each, and
+      each figure is a median over the repeats;
+  (b) cold run of the founding cases with --jobs 1 and --jobs 2, the speed-up [>= 1.8x], and the
+      peak resident memory of a training worker;
+  (c) warm rescoring of the whole corpus with every built-in detector, the whole command [<= 5 s]
+      (on the project's run cache: after `make bench`, or after part d);
+  (d) cold corpus time, --jobs 2 (long: only with --cold-corpus or --only d) [<= 15 min];
+  (e) the founding cases cold on each installed Keras backend (--jobs 2), with the median run.
+`python benchmarks/perf.py --only a` runs one part (a, b, c, d or e).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,65 +29,166 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FOUNDING = ["ragged-generator", "unscaled-features", "deep-lstm-vanishing", "lr-divergence", "validation-leakage"]
+STEP_EVERY = 10
+GOALS = {"default": 1.05, "family": 1.10, "steps": 1.5, "speedup": 1.8, "rescore": 5.0, "cold": 15 * 60}
 
 
-def _cli(*args: str) -> tuple[float, str]:
+def _cli(*args: str, env: dict | None = None) -> tuple[float, str]:
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "trainwreck", *args], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "trainwreck", *args], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, **(env or {})})
     if r.returncode not in (0, 1):
         raise SystemExit(f"trainwreck {' '.join(args)} failed:\n{r.stderr}")
     return time.perf_counter() - t0, r.stdout
 
 
-def overhead() -> list[tuple[str, str, float, float]]:
-    from trainwreck.train import setup_worker
+def _verdict(value: float, goal: float, higher: bool = False) -> str:
+    ok = value >= goal if higher else value <= goal
+    return f"(goal {'>=' if higher else '<='} {goal:g}{'x' if goal < 10 else ''}: {'met' if ok else 'NOT met'})"
 
-    setup_worker("tensorflow", "cpu", 1)
+
+# -- (a) tracing overhead
+
+def _optimizer(c):
+    """The optimizer a case's compile section names (as the worker builds it)."""
     import keras
 
-    from trainwreck.case import load_corpus, resolve_variant
+    kw = {"learning_rate": c.learning_rate}
+    if c.clipnorm:
+        kw["clipnorm"] = c.clipnorm
+    if c.optimizer == "sgd":
+        kw["momentum"] = c.momentum
+    return keras.optimizers.get({"class_name": c.optimizer, "config": kw})
+
+
+def _fit_timer(task):
+    """fit(mode) -> seconds of one seeded model.fit: mode 'bare', 'default' (the trace callback) or 'steps'."""
+    import keras
+
     from trainwreck.datasets import load_dataset
     from trainwreck.models import build_model
     from trainwreck.pipelines import make_fit_input
     from trainwreck.trace import PROBE_SIZE, TraceCallback
-    from trainwreck.train import _optimizer
     from trainwreck.transforms import apply_transforms
 
-    by_family = {}
+    def fit(mode: str) -> float:
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
+        data = apply_transforms(load_dataset(task.dataset.name, task.dataset.params, 0),
+                                [(t.name, t.params) for t in task.transforms], 0)
+        model = build_model(task.model.name, task.model.params, data.x_train.shape[1:], data.task, data.n_classes)
+        model.compile(optimizer=_optimizer(task.compile), loss=task.compile.loss, metrics=list(task.compile.metrics))
+        fin = make_fit_input(task.pipeline.name, task.pipeline.params, data.x_train, data.y_train,
+                             task.fit.batch_size, 0)
+        every = {"bare": None, "default": 0, "steps": STEP_EVERY}[mode]
+        cbs = [] if every is None else [TraceCallback(data.x_train[:PROBE_SIZE], data.y_train[:PROBE_SIZE],
+                                                      fin.shapes_seen, None, trace_every=every)]
+        t0 = time.perf_counter()
+        model.fit(fin.x, fin.y, epochs=task.fit.epochs, verbose=0, callbacks=cbs,
+                  validation_data=(data.x_val, data.y_val), **fin.fit_kwargs)
+        return time.perf_counter() - t0
+
+    return fit
+
+
+def overhead(per_family: int, repeats: int) -> list[tuple[str, str, dict]]:
+    """(family, case, {mode: median seconds}) for the fixed variant of each family's first cases."""
+    from trainwreck.train import setup_worker
+
+    setup_worker("tensorflow", "cpu", 1)
+    from trainwreck.case import load_corpus, resolve_variant
+
+    chosen: dict[str, list] = {}
     for case in load_corpus(ROOT / "cases"):
-        if case.cause != "healthy" and case.family not in by_family:
-            by_family[case.family] = case
+        if case.cause != "healthy" and len(chosen.setdefault(case.family, [])) < per_family:
+            chosen[case.family].append(case)
     out = []
-    for family, case in by_family.items():
-        task = resolve_variant(case, "fixed")
-
-        def fit(traced: bool) -> float:
-            keras.backend.clear_session()
-            keras.utils.set_random_seed(0)
-            data = apply_transforms(load_dataset(task.dataset.name, task.dataset.params, 0),
-                                    [(t.name, t.params) for t in task.transforms], 0)
-            model = build_model(task.model.name, task.model.params, data.x_train.shape[1:], data.task, data.n_classes)
-            model.compile(optimizer=_optimizer(task.compile), loss=task.compile.loss, metrics=list(task.compile.metrics))
-            fin = make_fit_input(task.pipeline.name, task.pipeline.params, data.x_train, data.y_train,
-                                 task.fit.batch_size, 0)
-            cbs = [TraceCallback(data.x_train[:PROBE_SIZE], data.y_train[:PROBE_SIZE], fin.shapes_seen, None)] \
-                if traced else []
-            t0 = time.perf_counter()
-            model.fit(fin.x, fin.y, epochs=task.fit.epochs, verbose=0, callbacks=cbs,
-                      validation_data=(data.x_val, data.y_val), **fin.fit_kwargs)
-            return time.perf_counter() - t0
-
-        fit(False)  # warm-up: graph tracing and caches
-        bare = min(fit(False) for _ in range(2))
-        traced = min(fit(True) for _ in range(2))
-        out.append((family, case.id, bare, traced))
+    for family, cases in chosen.items():
+        for case in cases:
+            fit = _fit_timer(resolve_variant(case, "fixed"))
+            modes = ("bare", "default", "steps")
+            for m in modes:   # warm-up: graph tracing and caches
+                fit(m)
+            times = {m: [] for m in modes}
+            for _ in range(repeats):   # interleaved, so a slow moment of a shared machine hits every mode
+                for m in modes:
+                    times[m].append(fit(m))
+            out.append((family, case.id, {m: statistics.median(v) for m, v in times.items()}))
     return out
 
 
+def part_a(per_family: int, repeats: int) -> None:
+    print(f"\n(a) tracing overhead: fit with the trace callback / bare fit, median of {repeats} interleaved "
+          f"repeats after a warm-up; per-step = a step record every {STEP_EVERY} batches")
+    rows = overhead(per_family, repeats)
+    for family, cid, t in rows:
+        print(f"    {family:<13} {cid:<34} bare {t['bare']:6.2f}s  default {t['default'] / t['bare']:5.2f}x"
+              f"  per-step {t['steps'] / t['bare']:5.2f}x")
+    fams = dict.fromkeys(r[0] for r in rows)
+    for f in fams:
+        b = sum(r[2]["bare"] for r in rows if r[0] == f)
+        d = sum(r[2]["default"] for r in rows if r[0] == f)
+        s = sum(r[2]["steps"] for r in rows if r[0] == f)
+        print(f"    family {f:<13} default {d / b:5.2f}x {_verdict(d / b, GOALS['family'])}   "
+              f"per-step {s / b:5.2f}x {_verdict(s / b, GOALS['steps'])}")
+    b, d, s = (sum(r[2][m] for r in rows) for m in ("bare", "default", "steps"))
+    print(f"    overall       default {d / b:5.2f}x {_verdict(d / b, GOALS['default'])}   "
+          f"per-step {s / b:5.2f}x {_verdict(s / b, GOALS['steps'])}")
+
+
+# -- (b) parallel speed-up and worker memory
+
+def part_b(repeats: int) -> None:
+    cases = [a for c in FOUNDING for a in ("--case", c)]
+    times: dict[int, list[float]] = {1: [], 2: []}
+    peak = 0.0
+    n = 0
+    for _ in range(max(1, repeats)):
+        for jobs in (1, 2):   # side by side, each from a cold cache
+            with tempfile.TemporaryDirectory(prefix="trainwreck-perf-") as d:
+                secs, _ = _cli("run", *cases, "--results", d, "--jobs", str(jobs), "-q")
+                times[jobs].append(secs)
+                docs = [json.loads(p.read_text()) for p in Path(d, "runs").glob("*.json")]
+                n = len(docs)
+                peak = max([peak, *(doc["extras"].get("worker_peak_rss_mb", 0.0) for doc in docs)])
+    one, two = statistics.median(times[1]), statistics.median(times[2])
+    print(f"\n(b) cold run of the {len(FOUNDING)} founding cases ({n} runs, worker start-up included), "
+          f"median of {len(times[1])}")
+    print(f"    --jobs 1 {one:6.1f}s   --jobs 2 {two:6.1f}s   speed-up {one / two:.2f}x "
+          f"{_verdict(one / two, GOALS['speedup'], higher=True)}")
+    print(f"    peak resident memory of a training worker: {peak:.0f} MiB")
+
+
+# -- (c) warm rescoring of the whole corpus
+
+def part_c(repeats: int) -> None:
+    results = ROOT / "results"
+    with tempfile.TemporaryDirectory(prefix="trainwreck-perf-") as out:
+        args = ("score", "--results", str(results), "--out", out, "--no-plots", "-q")
+        first = subprocess.run([sys.executable, "-m", "trainwreck", *args], cwd=ROOT, capture_output=True, text=True)
+        if first.returncode not in (0, 1):
+            print("\n(c) warm rescoring: skipped, the run cache does not hold the whole corpus "
+                  "(run `make bench` or part d first):", (first.stderr.strip().splitlines() or [""])[-1])
+            return
+        secs = statistics.median(_cli(*args)[0] for _ in range(max(1, repeats)))
+    print(f"\n(c) warm rescoring of the whole corpus, every built-in detector, whole command: {secs:.2f}s "
+          f"{_verdict(secs, GOALS['rescore'])}")
+
+
+# -- (d) cold corpus
+
+def part_d() -> None:
+    with tempfile.TemporaryDirectory(prefix="trainwreck-perf-") as d:
+        secs, _ = _cli("run", "--results", d, "--jobs", "2", "-q")
+        n = len(list(Path(d, "runs").glob("*.json")))
+    print(f"\n(d) cold corpus, --jobs 2: {secs:.0f}s for {n} runs {_verdict(secs, GOALS['cold'])}")
+
+
+# -- (e) backends
+
 def backends() -> list[tuple[str, float, float, int]]:
-    """(backend, whole-command seconds, median run seconds, oracles held) for the founding cases, cold."""
+    """(backend, whole-command seconds, median run seconds, runs) for the founding cases, cold."""
     import importlib.util
-    import statistics
 
     from trainwreck.run import BACKENDS
 
@@ -99,48 +205,25 @@ def backends() -> list[tuple[str, float, float, int]]:
     return out
 
 
+def part_e() -> None:
+    print(f"\n(e) cold run of the {len(FOUNDING)} founding cases per Keras backend (--jobs 2, whole command)")
+    for b, secs, median, n in backends():
+        print(f"    {b:<10} {secs:6.1f}s for {n} runs   median run {median:5.2f}s")
+
+
 def main() -> None:
-    import argparse
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=["a", "bcd", "e"], help="run one part only")
-    only = ap.parse_args().only
-    print(f"machine: {os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}")
-    if only in (None, "a"):
-        part_a()
-    if only in (None, "bcd"):
-        part_bcd()
-    if only in (None, "e"):
-        print(f"\n(e) cold run of the {len(FOUNDING)} founding cases per Keras backend (--jobs 2, whole command)")
-        for b, secs, median, n in backends():
-            print(f"    {b:<10} {secs:6.1f}s for {n} runs   median run {median:5.2f}s")
-
-
-def part_a() -> None:
-    print("\n(a) tracing overhead (fit with trace callback / bare fit, best of 2 after a warm-up)")
-    rows = overhead()
-    for family, cid, bare, traced in rows:
-        print(f"    {family:<14} {cid:<36} bare {bare:6.2f}s  traced {traced:6.2f}s  ratio {traced / bare:5.2f}x")
-    total_b, total_t = sum(r[2] for r in rows), sum(r[3] for r in rows)
-    print(f"    overall ratio {total_t / total_b:.2f}x (target <= 1.10x)")
-
-
-def part_bcd() -> None:
-    cases = [a for c in FOUNDING for a in ("--case", c)]
-    times, peak = {}, 0.0
-    for jobs in (1, 2):
-        with tempfile.TemporaryDirectory(prefix="trainwreck-perf-") as d:
-            times[jobs], _ = _cli("run", *cases, "--results", d, "--jobs", str(jobs), "-q")
-            for p in Path(d, "runs").glob("*.json"):
-                peak = max(peak, json.loads(p.read_text())["extras"].get("worker_peak_rss_mb", 0.0))
-            if jobs == 2:
-                _cli("score", *cases, "--results", d, "--out", d, "--no-plots", "-q")   # warm-up
-                rescoring = min(_cli("score", *cases, "--results", d, "--out", d, "--no-plots", "-q")[0]
-                                for _ in range(3))
-    print(f"\n(b) cold run of the {len(FOUNDING)} founding cases (30 runs, worker start-up included)")
-    print(f"    --jobs 1 {times[1]:6.1f}s   --jobs 2 {times[2]:6.1f}s   speed-up {times[1] / times[2]:.2f}x (target >= 1.7x)")
-    print(f"\n(c) warm rescoring, all detectors, same runs, whole command: {rescoring:.2f}s (target <= 5s)")
-    print(f"\n(d) peak resident memory of a training worker: {peak:.0f} MiB")
+    ap.add_argument("--only", choices=list("abcde"), help="run one part only")
+    ap.add_argument("--cold-corpus", action="store_true", help="include part d, the cold corpus (long)")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats per figure (medians); default 3")
+    ap.add_argument("--cases-per-family", type=int, default=2, help="part a: cases measured per family")
+    args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}, "
+          f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC")
+    parts = [args.only] if args.only else ["a", "b", *(["d"] if args.cold_corpus else []), "c", "e"]
+    for p in parts:
+        {"a": lambda: part_a(args.cases_per_family, args.repeats), "b": lambda: part_b(args.repeats),
+         "c": lambda: part_c(args.repeats), "d": part_d, "e": part_e}[p]()
 
 
 if __name__ == "__main__":

@@ -8,10 +8,19 @@ Source: shiningrain/AUTOTRAINER @04f4033a6d46f7b430c00d4bd567eb6b29f97333 ("v1.0
 
 What is reproduced, rule by rule:
 
-* parameters: `default_param` (beta_1=1e-3, beta_2=1e-4, beta_3=70, gamma=0.7, zeta=0.03,
-  eta=0.2, delta=0.01, Theta=0.7); `judgment_point=0.3`; the large-loss bound 1e5 of v1.0;
-  `determine_threshold=1` (what every shipped driver passes); check interval `epoch_3` (the
-  `--check_interval` default), i.e. checks at 0-based epochs 0, 3, 6, ...
+* parameters: the `params` dict every v1.0 driver passes (`demo_case/Gradient_Vanish_Case/demo.py`
+  L68-79 and `demo_case/Oscillating_Loss_Case/demo.py` L68-79 at 04f4033a: beta_1=1e-3,
+  beta_2=1e-4, beta_3=70, gamma=0.7, zeta=0.03, eta=0.2, delta=0.01, **Theta=0.6**), not
+  `utils.py` `default_param` (L23-34, Theta=0.7), which a driver always overrides. DeepFD's copy of
+  the monitor passes 0.6 too (ArabelaTso/DeepFD @9fe08951 `CodeBook/Config.py` L25), as does
+  `AutoTrainer/reproduce.py` L100 (added after v1.0, at 03a463e); the post-v1.0 revision of the
+  demo drivers at 03a463e passes 0.7 (`Gradient_Vanish_Case/demo.py` L87), so 0.6 is v1.0's value;
+  `judgment_point=0.3`; the large-loss bound 1e5 of v1.0; `determine_threshold=1` (demo.py L83, what
+  every shipped driver passes); check interval `epoch_3` (the `--check_interval` default), i.e.
+  checks at 0-based epochs 0, 3, 6, ...
+* gradients over trainable variables only (`utils.py` L98-99: `self.model.trainable_weights`,
+  `optimizer.get_gradients(total_loss, weights)`): a layer whose `LayerInfo.trainable` is False is
+  left out of first/last, as the original never sees it.
 * gradient features, at every check: NaN/Inf in any gradient -> `nan_gradient`; otherwise, with
   `gra_rate = ||dW_first|| / ||dW_last||` over kernel gradients, `vanish += 1` if gra_rate < beta_1
   and ||dW_first|| < beta_2, `explode += 1` if gra_rate > beta_3, `relu += 1` if the global share
@@ -28,7 +37,30 @@ What is reproduced, rule by rule:
   (vanish = explode = relu: 2 > not_converge = unstable: 1, ties to the first). The first non-empty
   issue list ends training in the original, so this detector reports once and then stays silent.
 
-Mapping to the taxonomy, justified by the repairs AUTOTRAINER applies (`repair_strategy('balance')`):
+Rule table (rule -> original at 04f4033a -> threshold):
+
+| rule | original | threshold |
+|---|---|---|
+| vanish | monitor.py `gradient_issue` L162-183 | gra_rate < beta_1=1e-3 and norm(dW_first) < beta_2=1e-4 |
+| explode (gradient) | monitor.py `gradient_issue` L162-183 | gra_rate > beta_3=70 |
+| relu | monitor.py `gradient_issue` L162-183 | zero-gradient share >= gamma=0.7 |
+| explode (NaN) | monitor.py `loss_issue` L102-139 | NaN/Inf loss, weights, gradients; val_loss >= 1e5 |
+| not_converge | monitor.py `loss_issue` L102-139 | max acc or max val_acc < Theta=0.6 |
+| sc_accuracy | monitor.py `max_delta_acc` L63-68 | largest one-epoch gain < delta=0.01 |
+| unstable | monitor.py `ol_judge` L82-100 | peak-valley >= zeta=0.03 in >= eta=20% of epochs |
+| decision | monitor.py `determine` L265-285, modules.py `filtered_issue` L67-76 | determine_threshold=1 |
+
+Scope. AUTOTRAINER reports *problems* (vanish, explode, relu, unstable, not_converge), never root
+causes: `autotrainer` (this class) reports each problem as a taxonomy symptom only and declares
+`causes = frozenset()`. `autotrainer-mapped` (`AutoTrainerMapped`) adds the problem -> cause mapping
+below, which is trainwreck's, not the original's.
+
+Symptom of each problem: vanish -> vanishing_gradient; explode -> nan_loss when a loss was
+non-finite, else exploding_gradient; relu -> dead_units; unstable -> oscillation; not_converge ->
+slow_convergence.
+
+trainwreck's mapping to causes (`autotrainer-mapped` only), justified by the repairs AUTOTRAINER
+applies (`repair_strategy('balance')`):
 * vanish -> cause vanishing_gradient, symptom vanishing_gradient (fixes: selu, relu, BatchNorm:
   the textbook vanishing-gradient remedies; the detected feature is the same first/last ratio).
 * explode -> cause exploding_gradient; symptom nan_loss when a loss was non-finite, else
@@ -55,9 +87,13 @@ Deviations from the original, and why:
    `history['acc']`) and has no regression mode. Here the accuracy features are skipped, so the
    gate never opens: only the ungated NaN/large-loss -> explode rule can fire. A missing val_loss
    or val_accuracy is likewise skipped instead of crashing.
-6. If the planned number of epochs is unknown (ModelSummary.epochs == 0), the 30% gate is open
+6. Frozen layers: a record written before the trace recorded trainability (every
+   `LayerInfo.trainable` defaults to True) still carries zeros for frozen layers; nothing here can
+   tell those from a truly zero gradient, so such a record is read as it says. The all-variable
+   zero share (`grad_zero_fraction_all`) is the trace's, over trainable variables.
+7. If the planned number of epochs is unknown (ModelSummary.epochs == 0), the 30% gate is open
    from the first check.
-7. AUTOTRAINER gives no confidence; every diagnosis has confidence 1.0.
+8. AUTOTRAINER gives no confidence; every diagnosis has confidence 1.0.
 """
 
 from __future__ import annotations
@@ -67,7 +103,7 @@ import math
 from .base import Diagnosis, OnlineDetector
 
 PARAMS = {"beta_1": 1e-3, "beta_2": 1e-4, "beta_3": 70, "gamma": 0.7, "zeta": 0.03, "eta": 0.2,
-          "delta": 0.01, "Theta": 0.7}
+          "delta": 0.01, "Theta": 0.6}   # demo.py L68-79 @04f4033a
 CHECK_INTERVAL = 3          # checktype 'epoch_3'
 JUDGMENT_POINT = 0.3        # loss_issue(judgment_point=0.3)
 LARGE_LOSS = 1e5            # v1.0: test_loss[-1] >= 1e+5
@@ -81,6 +117,9 @@ _MAPPING = {  # issue -> (cause, symptom)
     "unstable": ("lr_too_high", "oscillation"),
     "not_converge": ("lr_too_low", "slow_convergence"),
 }
+
+
+SYMPTOMS = frozenset(s for _, s in _MAPPING.values()) | {"nan_loss"}
 
 
 def _bad(v) -> bool:
@@ -107,11 +146,22 @@ def ol_judge(acc: list, zeta: float, eta: float) -> bool:
     return count >= eta * len(acc)
 
 
+def frozen_layers(record) -> frozenset[str]:
+    """Names of the layers the model summary marks non-trainable: the original's gradients
+    (`model.trainable_weights`) never include them."""
+    return frozenset(l.name for l in record.model.layers if not l.trainable)
+
+
 class AutoTrainer(OnlineDetector):
+    """AUTOTRAINER v1.0's problem monitor, symptom only (it names problems, not causes)."""
     name = "autotrainer"
-    version = "1.0"
+    version = "1.1"
+    source = "shiningrain/AUTOTRAINER@04f4033a6d46f7b430c00d4bd567eb6b29f97333"
     needs = frozenset({"model", "trace"})
     params = PARAMS
+    causes = frozenset()
+    symptoms = SYMPTOMS
+    map_causes = False
 
     def __init__(self):
         self.hist = {"loss": [], "acc": [], "val_loss": [], "val_acc": []}
@@ -128,9 +178,10 @@ class AutoTrainer(OnlineDetector):
         self.evidence[feature] = text
 
     # -- features -------------------------------------------------------------------------
-    def _gradient_issue(self, trace) -> None:
+    def _gradient_issue(self, trace, record) -> None:
         p, f = self.params, self.feature
-        norms = list(trace.grad_norms.values())
+        frozen = frozen_layers(record)
+        norms = [g for layer, g in trace.grad_norms.items() if layer not in frozen]
         if trace.nonfinite or any(_bad(g) for g in norms):
             f["nan_gradient"] = True  # the trace's flag covers gradients and weights; both map to explode
             self._why("nan_gradient", f"non-finite gradients or weights at epoch {trace.epoch}")
@@ -216,7 +267,7 @@ class AutoTrainer(OnlineDetector):
         self.last_checked = trace.epoch
         if self.issue is not None:
             return []
-        self._gradient_issue(trace)
+        self._gradient_issue(trace, record)
         self._weights_issue(trace)
         self._loss_issue(trace.epoch, int(record.model.epochs or 0))
         issues = self._determine()
@@ -230,7 +281,8 @@ class AutoTrainer(OnlineDetector):
                  "vanish": ("vanish_gradient",), "not_converge": ("sc_accuracy",), "unstable": ("unstable_loss",)}
         why = [self.evidence[k] for k in feats[self.issue] if k in self.evidence]
         evidence = f"AUTOTRAINER issue '{self.issue}' at epoch {trace.epoch}: " + "; ".join(why[:2])
-        return [Diagnosis(cause=cause, symptom=symptom, confidence=1.0, epoch=trace.epoch, evidence=evidence)]
+        return [Diagnosis(cause=cause if self.map_causes else None, symptom=symptom, confidence=1.0,
+                          epoch=trace.epoch, evidence=evidence)]
 
     def on_epoch_end(self, epoch, trace, record):
         if not trace.completed:
@@ -251,3 +303,11 @@ class AutoTrainer(OnlineDetector):
             if t.nonfinite or self._loss_nonfinite():   # deviation 3
                 return self._check(t, record)
         return []
+
+
+class AutoTrainerMapped(AutoTrainer):
+    """`autotrainer` plus trainwreck's problem -> cause mapping (see the module docstring): the causes
+    are this project's reading of AUTOTRAINER's repairs, not something the original reports."""
+    name = "autotrainer-mapped"
+    causes = frozenset(c for c, _ in _MAPPING.values())
+    map_causes = True

@@ -48,7 +48,9 @@ from trainwreck.record import EpochTrace, RunRecord, truncate
 __all__ = ["Diagnosis", "Detector", "OnlineDetector", "RECORD_PARTS", "InvalidDiagnosis", "RunRecord", "EpochTrace",
            "replay_budget", "REPLAY_OVERHEAD_S"]
 
-RECORD_PARTS = frozenset({"data", "model", "trace", "outcome"})
+# "steps": the per-step records inside each epoch (EpochTrace.step_trace), recorded when a run's
+# trace_every is set; a detector that does not declare it sees every epoch's step_trace empty.
+RECORD_PARTS = frozenset({"data", "model", "trace", "outcome", "steps"})
 
 # Seconds of a run's time limit that are not the detector's: moving the record into the worker,
 # rebuilding it, and the supervisor's polling. Generous, since the machine may be busy.
@@ -165,4 +167,7 @@ def restrict(record: RunRecord, needs: frozenset) -> RunRecord:
     from trainwreck.record import DataProfile, ModelSummary, Outcome
 
     blank = {"data": DataProfile(), "model": ModelSummary(), "trace": (), "outcome": Outcome()}
-    return replace(record, **{k: v for k, v in blank.items() if k not in needs})
+    out = replace(record, **{k: v for k, v in blank.items() if k not in needs})
+    if "steps" not in needs and any(e.step_trace for e in out.trace):
+        out = replace(out, trace=tuple(replace(e, step_trace=()) for e in out.trace))
+    return out

@@ -20,6 +20,9 @@ Decisions:
   Hyperparameters"), and the learning rate is the root cause both AUTOTRAINER (unstable) and
   DeepDiagnosis ("Learning Rate") name for training that misbehaves. Change `PRIOR_MODE` to
   re-run the baseline with another prior.
+
+Rule table: none. Neither baseline implements a published tool; `source` says so, and the scope
+is what each can emit (random: every cause but healthy; majority: PRIOR_MODE alone; no symptoms).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ CHOICES = tuple(c for c in taxonomy.cause_names() if c != taxonomy.HEALTHY)
 class RandomCause(Detector):
     name = "random"
     version = "1.0"
+    source = "trainwreck (floor baseline)"
+    causes = frozenset(CHOICES)
+    symptoms = frozenset()
     needs = frozenset()
     time_budget_s = 1.0
 
@@ -53,6 +59,9 @@ class MajorityCause(Detector):
     needs = frozenset()
     time_budget_s = 1.0
     PRIOR_MODE = "lr_too_high"
+    source = "trainwreck (floor baseline; prior after Humbatova et al., ICSE 2020)"
+    causes = frozenset({PRIOR_MODE})
+    symptoms = frozenset()
 
     def diagnose(self, record):
         return [Diagnosis(cause=self.PRIOR_MODE, confidence=1.0 / len(CHOICES),

@@ -31,6 +31,17 @@ the threshold comes from:
   fewer steps than expected.
 
 No rule reads the model, the outcome or the learning curves; the findings have no epoch.
+
+Rule table (rule -> source -> threshold -> deviation):
+
+| rule | source | threshold | deviation |
+|---|---|---|---|
+| nan_inputs | umlaut heuristics.py L130-139 | any NaN/Inf input | fires on the data alone, not only once the loss is NaN |
+| unscaled_features | umlaut heuristics.py L101-113 | outside [-1, 1] and std spread > 1e3, or abs(x) > 1e3 | the spread/magnitude factors are ours |
+| class_imbalance | Deepchecks ClassImbalance @5cf992c | least/most < 0.1 | none |
+| train_test_overlap | Deepchecks TrainTestSamplesMix | > 5% of validation rows | none |
+| target_leakage | Deepchecks FeatureLabelCorrelation (PPS) | abs(r) > 0.95 | Pearson abs(r) instead of PPS; bound ours |
+| ragged_batches | - (trainwreck) | > 1 feature shape among batches | a trainwreck rule, no published source |
 """
 
 from __future__ import annotations
@@ -54,6 +65,10 @@ def _finite(values) -> list[float]:
 class DataLint(Detector):
     name = "data-lint"
     version = "1.0"
+    source = "trainwreck (rules after BerkeleyHCI/umlaut@68c2a02 umlaut/heuristics.py and Deepchecks defaults)"
+    causes = frozenset({"nan_inputs", "unscaled_features", "class_imbalance", "train_test_overlap",
+                        "target_leakage", "ragged_batches"})
+    symptoms = frozenset({"out_of_range_values", "early_stop"})
     needs = frozenset({"data", "trace"})
     time_budget_s = 5.0
 

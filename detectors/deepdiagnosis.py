@@ -35,6 +35,23 @@ Root cause (the original's analyses; the first predicate that holds wins):
   "add dropout layer or missing activation function" after dead nodes -> dying_relu, after
   saturation -> vanishing_gradient; "add/delete layer or change sigmoid" -> vanishing_gradient.
 
+Rule table (callbacks.py at 500b0176; thresholds L378-447, L553):
+
+| rule | original | threshold |
+|---|---|---|
+| out of range | `identifyRange` L455-510 | labels outside the output activation's range |
+| numerical error (forward, dW, W) | `identifyNumerical` | NaN, Inf or exactly 0 |
+| dead node | `identifyDead` L379-400 | share of ReLU outputs <= 0 >= threshold_layer_1 = 0.7 |
+| saturated activation | `identifySaturated` L401-430 | share with abs(x) >= 5 > threshold_layer = 0.5 |
+| vanishing gradient | `identifyVanishingGradient` | mean abs(dW) < threshold_VG = 1e-7 |
+| unchanged tensor / loss / acc | `meanResult` L334, `UnchangeTensor` L524 | N = 5 (acc: FRQ = 20) equal values |
+| PW (Poor Weight) | `identifyTensorVariance` L440-453 | var outside [1e-5, 10] |
+| ND (Normalize the data) | L563, L587, L611, L622, L645 | np.min(X) < -1 or np.max(X) > 1 |
+| LR | L553 | lr*norm(dW)/norm(W) > 1e-3*100 or < 1e-3/100 |
+
+`deepdiagnosis-as-published` (`DeepDiagnosisAsPublished`) keeps the bugs of deviation 1 (a) and
+(c): PW never fires and "loss not decreasing" never reports, so a reader sees what the repairs move.
+
 Deviations from the original, and why:
 1. Bugs not reproduced, intent implemented instead: (a) PW ran on one scalar mean per layer, whose
    ddof=1 variance is NaN, so it never fired; here it reads the kernel variance (EpochTrace.weight_var,
@@ -53,13 +70,21 @@ Deviations from the original, and why:
    fires when every entry is 0 rather than when the signed mean is 0; W uses the kernel norm
    (non-finite or 0) instead of the kernel mean; "unchanged W" is 5 equal kernel norms or 5 zero
    update ratios in the block, instead of 5 equal kernel means.
-4. Out of range needs the label range: classification labels are [0, n_classes-1] (sparse) or
-   [0, 1] (one-hot); for regression only the target mean is known, and min(y) <= mean <= max(y)
-   gives a sound but partial test. The linear-output test (output range > 10x label range) uses the
+4. Out of range needs the label range (`identifyRange` L455-458 reads np.min(y), np.max(y)):
+   classification labels are [0, n_classes-1] (sparse) or [0, 1] (one-hot); for regression the
+   training target's range, DataProfile.target_min/target_max (only a record without them falls
+   back to the target mean, min(y) <= mean <= max(y), a sound but partial test). The linear-output test (output range > 10x label range) uses the
    probe batch's activation_min/max.
 5. Interrupted epochs are skipped (Keras never calls on_epoch_end for them). Without 'accuracy' in
    the logs (regression) the accuracy checks are skipped, as in the original (acc is None).
-6. The original gives no confidence: 1.0, or 0.5 for each half of an "A or B" suggestion.
+6. "Normalize the data" reads np.min/np.max of the whole training input (L563 and its copies): NaN,
+   so never firing, on data holding a NaN. DataProfile.input_min/max are NaN-stripped, so the
+   detector treats a non-zero `nan_count` as that NaN. `nan_count` also counts validation NaNs, so a
+   run whose NaNs are in the validation split alone is (unlike the original) exempted too.
+7. Gradients are over trainable variables only (L269, `model.trainable_weights`): a layer whose
+   `LayerInfo.trainable` is False gets no dW check (8a, 8b, 8d) and no LR-proxy term; its weights
+   are still checked (8c, 8e), as `get_weights` (L306-313) reads every layer.
+8. The original gives no confidence: 1.0, or 0.5 for each half of an "A or B" suggestion.
 """
 
 from __future__ import annotations
@@ -68,6 +93,7 @@ import math
 
 import numpy as np
 
+from .autotrainer import frozen_layers
 from .base import Diagnosis, OnlineDetector
 
 N, FRQ = 5, 20
@@ -76,9 +102,27 @@ SATURATED = 0.5             # threshold_layer
 VANISH = 1e-7               # threshold_VG
 VAR_MIN, VAR_MAX = 1e-5, 10  # min_threshold, max_threshold
 LR_HIGH, LR_LOW = 1e-3 * 100, 1e-3 / 100   # LearnRate_threshold * 100, / 100
+CAUSES = frozenset({"bad_initialization", "unscaled_features", "lr_too_high", "lr_too_low",
+                    "wrong_output_activation", "wrong_loss", "dying_relu", "vanishing_gradient"})
+SYMPTOMS = frozenset({"nan_loss", "dead_units", "saturated_activation", "unchanged_weights", "plateau",
+                      "chance_accuracy", "exploding_gradient", "vanishing_gradient"})
 CATEGORICAL = ("categorical_crossentropy", "sparse_categorical_crossentropy")
 _ACT_RANGE = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, math.inf), "elu": (-1.0, math.inf),
               "softmax": (0.0, 1.0)}
+
+
+def input_range(data) -> tuple[float, float]:
+    """(np.min(X_train), np.max(X_train)) as the original computes them: NaN when the inputs hold a NaN.
+
+    DataProfile.input_min/max are NaN-stripped (np.nanmin), so a recorded NaN count restores the
+    original's NaN. Records without input_min fall back to the per-feature extremes, NaN-propagating."""
+    if data.nan_count:
+        return math.nan, math.nan
+    lo, hi = data.input_min, data.input_max
+    if _nonfinite(lo) and _nonfinite(hi) and data.feature_min:
+        lo, hi = float(np.min(np.asarray(data.feature_min, dtype="float64"))), \
+            float(np.max(np.asarray(data.feature_max, dtype="float64")))
+    return lo, hi
 
 
 def _nonfinite(v) -> bool:
@@ -97,9 +141,14 @@ def _all_equal(values) -> bool:
 
 
 class DeepDiagnosis(OnlineDetector):
+    """DeepDiagnosis's mapFaluireToFix, with the original's bugs repaired (deviation 1)."""
     name = "deepdiagnosis"
-    version = "1.0"
+    version = "1.1"
+    source = "DeepDiagnosis/ICSE2022@500b0176e38d53bf6744231526c545e0554a2230"
     needs = frozenset({"data", "model", "trace"})
+    causes = CAUSES
+    symptoms = SYMPTOMS
+    repaired = True   # False: the published behaviour of deviation 1 (a) and (c)
 
     def __init__(self):
         self.counter = 1
@@ -113,15 +162,18 @@ class DeepDiagnosis(OnlineDetector):
 
     # -- root-cause predicates ------------------------------------------------------------
     def _pw(self, trace):
+        if not self.repaired:   # as published: ddof=1 variance of one scalar is NaN, never outside the bounds
+            return None
         for layer, v in trace.weight_var.items():
             if v is not None and (v < VAR_MIN or v > VAR_MAX):
                 return "bad_initialization", f"Poor Weight: var(W) of {layer} = {v:.3g} outside [{VAR_MIN}, {VAR_MAX}]"
         return None
 
     def _nd(self, record):
-        lo, hi = record.data.feature_min, record.data.feature_max
-        lo = min((v for v in lo if v is not None and not math.isnan(v)), default=math.nan)
-        hi = max((v for v in hi if v is not None and not math.isnan(v)), default=math.nan)
+        """"Normalize the data" (callbacks.py L563, L587, L611, L622, L645): `np.min(X_train) < -1 or
+        np.max(X_train) > 1` over the whole array. np.min/np.max of an array holding a NaN is NaN and
+        every comparison with NaN is False, so on NaN data the check never fires."""
+        lo, hi = input_range(record.data)
         if lo < -1 or hi > 1:
             return "unscaled_features", f"Normalize the data: inputs span [{lo:.3g}, {hi:.3g}], outside [-1, 1]"
         return None
@@ -130,7 +182,10 @@ class DeepDiagnosis(OnlineDetector):
         lr = record.model.learning_rate
         if _nonfinite(lr):
             return None
+        frozen = frozen_layers(record)
         for layer, g in trace.grad_norms.items():
+            if layer in frozen:
+                continue
             w = trace.weight_norms.get(layer)
             if _nonfinite(g) or w is None or math.isnan(w):
                 continue
@@ -176,7 +231,9 @@ class DeepDiagnosis(OnlineDetector):
                 return 0.0, 1.0, True
             keys = [int(k) for k in d.class_counts_train] or ([0, d.n_classes - 1] if d.n_classes else [])
             return (float(min(keys)), float(max(keys)), True) if keys else None
-        if not _nonfinite(d.target_mean):   # regression: min(y) <= mean <= max(y), range unknown
+        if not (_nonfinite(d.target_min) or _nonfinite(d.target_max)):   # identifyRange L455-458: np.min(y), np.max(y)
+            return d.target_min, d.target_max, True
+        if not _nonfinite(d.target_mean):   # an older record without the range: min(y) <= mean <= max(y)
             return d.target_mean, d.target_mean, False
         return None
 
@@ -261,7 +318,7 @@ class DeepDiagnosis(OnlineDetector):
                 return self._emit(trace, "nan_loss", f"invalid loss {loss}", invalid_fb or
                                   self._analyse("L", trace, record, [("lr_too_low", 1.0, "change optimizer")]))
             if c % N == 0:
-                if _all_equal(self.losses[-N:]):
+                if self.repaired and _all_equal(self.losses[-N:]):
                     return self._emit(trace, "plateau", f"loss not decreasing: {N} equal losses {loss}",
                                       self._analyse("PNL", trace, record, [("lr_too_low", 1.0, "change optimizer")]))
                 self.losses = []
@@ -276,9 +333,10 @@ class DeepDiagnosis(OnlineDetector):
                     return self._emit(trace, "plateau", f"accuracy not increasing: {FRQ} equal accuracies {acc}",
                                       self._analyse("PNL", trace, record, [("lr_too_low", 1.0, "change optimizer")]))
                 self.accs = []
-        # 8: gradients and weights, last layer first
+        # 8: gradients and weights, last layer first; dW of trainable layers only (L269)
+        frozen = frozen_layers(record)
         for layer in reversed(weighted):
-            g = trace.grad_mean_abs.get(layer)
+            g = None if layer in frozen else trace.grad_mean_abs.get(layer)
             if g is not None:
                 if _numerical(g):
                     if layer == last_weighted:
@@ -302,7 +360,7 @@ class DeepDiagnosis(OnlineDetector):
                                   self._analyse("PNL", trace, record, [(fb, 1.0, f"change the activation after {layer}")]))
         if c % N == 0:
             for layer in reversed(weighted):
-                if _all_equal(self.dw.get(layer, [])[-N:]):
+                if layer not in frozen and _all_equal(self.dw.get(layer, [])[-N:]):
                     return self._emit(trace, "unchanged_weights", f"unchanged mean|dW| of {layer} over {N} epochs",
                                       self._analyse("PL", trace, record, [("lr_too_low", 1.0, "change optimizer")]))
                 self.dw[layer] = []
@@ -319,3 +377,11 @@ class DeepDiagnosis(OnlineDetector):
         out = self._detect(epoch, trace, record)
         self.counter += 1
         return out
+
+
+class DeepDiagnosisAsPublished(DeepDiagnosis):
+    """What the published callback does where `deepdiagnosis` repairs it (deviation 1 (a), (c)): the Poor
+    Weight predicate never fires and "loss not decreasing" never reports. (b) and (d) stay repaired:
+    (b) has no faithful reading on the trace's per-layer statistics, (d) is moot."""
+    name = "deepdiagnosis-as-published"
+    repaired = False

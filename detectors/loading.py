@@ -43,7 +43,13 @@ _NO_PLUGINS = f"or set {AUTOLOAD_OFF}=1 to load no plugins"
 BUILTINS: dict[str, str] = {
     "nan-guard": "trainwreck.detectors.nan_guard:NanGuard",
     "autotrainer": "trainwreck.detectors.autotrainer:AutoTrainer",
+    "autotrainer-mapped": "trainwreck.detectors.autotrainer:AutoTrainerMapped",
     "deepdiagnosis": "trainwreck.detectors.deepdiagnosis:DeepDiagnosis",
+    "deepdiagnosis-as-published": "trainwreck.detectors.deepdiagnosis:DeepDiagnosisAsPublished",
+    "keras-defaults": "trainwreck.detectors.keras_defaults:KerasDefaults",
+    "umlaut": "trainwreck.detectors.umlaut:Umlaut",
+    "smdebug": "trainwreck.detectors.smdebug:SMDebug",
+    "deepchecker": "trainwreck.detectors.deepchecker:DeepChecker",
     "data-lint": "trainwreck.detectors.data_lint:DataLint",
     "random": "trainwreck.detectors.baselines:RandomCause",
     "majority": "trainwreck.detectors.baselines:MajorityCause",
@@ -80,6 +86,12 @@ class DetectorInfo:
         if self.known_version is None:
             object.__setattr__(self, "known_version", str(getattr(self.detector_class(), "version", "")))
         return self.known_version
+
+    def scope(self) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+        """(causes, symptoms) the class declares it can name; None for an undeclared one (claims everything).
+        Read-only: imports the class, like `version`."""
+        cls = self.detector_class()
+        return getattr(cls, "causes", None), getattr(cls, "symptoms", None)
 
     def detector_class(self) -> type[Detector]:
         """The class, imported and checked; a DetectorLoadError blames this row's source."""

@@ -6,6 +6,12 @@ training. Here the check runs on each epoch's logged training loss (the trace
 holds per-epoch logs; a NaN batch loss makes the epoch mean NaN, so the
 verdict is the same) and on the run outcome `nan`. It names only a symptom:
 TerminateOnNaN says nothing about the cause.
+
+Rule table:
+
+| rule | original | threshold | deviation |
+|---|---|---|---|
+| TerminateOnNaN | terminate_on_nan.py `on_batch_end` | loss NaN or Inf | per epoch (the mean of a batch with a NaN loss is NaN), plus outcome "nan" |
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from .base import Diagnosis, OnlineDetector
 class NanGuard(OnlineDetector):
     name = "nan-guard"
     version = "1.0"
+    source = "keras-team/keras@1f74f983 keras/src/callbacks/terminate_on_nan.py"
+    causes = frozenset()                 # TerminateOnNaN names no cause
+    symptoms = frozenset({"nan_loss"})
     needs = frozenset({"trace", "outcome"})
 
     def __init__(self):

@@ -321,6 +321,24 @@ def check_metadata(cls, worker: DetectorWorker | None = None):
         replay_budget(cls, 0)
     except ValueError as e:
         _fail("check_metadata", cls, str(e))
+    for attr, valid in (("causes", taxonomy.is_cause), ("symptoms", taxonomy.is_symptom)):
+        declared = getattr(cls, attr, None)
+        if declared is None:
+            continue
+        if not isinstance(declared, frozenset):
+            _fail("check_metadata", cls, f"`{attr}` must be a frozenset of taxonomy terms or None, got {declared!r}")
+        unknown = sorted(t for t in declared if not (isinstance(t, str) and valid(t)))
+        if unknown:
+            _fail("check_metadata", cls, f"`{attr}` declares unknown terms {unknown}")
+
+
+def _out_of_scope(cls, d) -> str | None:
+    causes, symptoms = getattr(cls, "causes", None), getattr(cls, "symptoms", None)
+    if causes is not None and d.cause is not None and d.cause not in causes:
+        return f"cause {d.cause!r} is outside the declared causes {sorted(causes)}"
+    if symptoms is not None and d.symptom is not None and d.symptom not in symptoms:
+        return f"symptom {d.symptom!r} is outside the declared symptoms {sorted(symptoms)}"
+    return None
 
 
 @_isolated
@@ -343,6 +361,17 @@ def check_valid_terms(cls):
                 _fail("check_valid_terms", cls, f"unknown symptom {d.symptom!r} (record {label!r})")
             if d.epoch is not None and (not isinstance(d.epoch, int) or d.epoch < 0):
                 _fail("check_valid_terms", cls, f"epoch {d.epoch!r} is not a non-negative int (record {label!r})")
+
+
+@_isolated
+def check_within_scope(cls):
+    """Every diagnosis stays inside the declared scope: its cause in `causes`, its symptom in `symptoms`
+    (a None scope is undeclared and claims everything)."""
+    for label, rec in _inputs(cls):
+        for d in _run("check_within_scope", cls, rec, label):
+            why = _out_of_scope(cls, d)
+            if why:
+                _fail("check_within_scope", cls, f"{why} (record {label!r})")
 
 
 @_isolated
@@ -418,7 +447,8 @@ def check_time_budget(cls, worker: DetectorWorker | None = None):
 
 
 CHECKS: dict[str, Callable] = {f.__name__: f for f in (
-    check_metadata, check_returns_list, check_valid_terms, check_confidence_range, check_deterministic,
+    check_metadata, check_returns_list, check_valid_terms, check_within_scope, check_confidence_range,
+    check_deterministic,
     check_no_mutation, check_tolerates_missing_fields, check_online_agreement, check_time_budget)}
 
 

@@ -24,7 +24,8 @@ from .errors import UsageError
 from .registry import UnknownName
 
 __all__ = ["ROOT", "DEFAULT_RESULTS", "results_dir", "load_cases", "plan_runs", "run", "cached", "oracle_failures",
-           "resolve_detectors", "score", "report", "bench", "Scores", "BenchResults"]
+           "resolve_detectors", "score", "report", "bench", "Scores", "BenchResults", "Report", "report_rows",
+           "read_scores", "filter_rows", "selection_of", "output_dir", "trace_resolution", "DEFAULT_TRACE_EVERY"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = ROOT / "results"
@@ -55,15 +56,16 @@ def load_cases(cases: str | Path = CASES_DIR, *, case: Sequence[str] | None = No
 
 def plan_runs(cases: list[Case], *, seeds: Sequence[int] | None = None, backend: str = "tensorflow",
               device: str = "auto", sweeps: bool = False, threads: int | None = None, env: dict | None = None,
-              any_seeds: Sequence[int] | None = None):
-    """The RunSpecs of the selection; a seed filter that leaves no run is an error naming the seeds declared."""
+              any_seeds: Sequence[int] | None = None, trace_every: int = 0):
+    """The RunSpecs of the selection; a seed filter that leaves no run is an error naming the seeds declared.
+    `trace_every` k > 0 adds a step record every k batches (a different cache entry than the per-epoch run)."""
     from .environment import WORKER_THREADS
     from .run import plan, resolve_device
 
     specs = plan(cases, seeds=list(seeds) if seeds is not None else None, backend=backend,
                  device=resolve_device(device), sweeps=sweeps,
                  threads=WORKER_THREADS if threads is None else threads, env=env,
-                 any_seeds=list(any_seeds) if any_seeds is not None else None)
+                 any_seeds=list(any_seeds) if any_seeds is not None else None, trace_every=trace_every)
     if not any(s.severity is None for s in specs):   # sweep points alone make no claim to report on
         declared = sorted({s for c in cases for s in c.seeds})
         raise UsageError(f"no run matches the filters: seeds {list(seeds or [])} are not among the seeds the "
@@ -85,12 +87,13 @@ def _store(results: str | Path | None):
 def run(cases: list[Case], *, seeds: Sequence[int] | None = None, backend: str = "tensorflow",
         device: str = "auto", sweeps: bool = False, results: str | Path | None = None, jobs: int | None = None,
         timeout: float = 300.0, memory_limit_mb: int = 6144, executor: str = "local",
-        ray_address: str | None = None, progress: bool = False, log: Log = _quiet, specs=None):
+        ray_address: str | None = None, progress: bool = False, log: Log = _quiet, specs=None,
+        trace_every: int = 0):
     """Train what the cache lacks and return every run's result (record, oracle verdict), in plan order."""
     from .run import Progress, default_jobs, execute
 
     specs = specs if specs is not None else plan_runs(cases, seeds=seeds, backend=backend, device=device,
-                                                      sweeps=sweeps)
+                                                      sweeps=sweeps, trace_every=trace_every)
     store = _store(results)
     try:
         store.ensure_writable()
@@ -110,12 +113,13 @@ def run(cases: list[Case], *, seeds: Sequence[int] | None = None, backend: str =
 
 
 def cached(cases: list[Case], *, seeds: Sequence[int] | None = None, backend: str = "tensorflow",
-           device: str = "auto", results: str | Path | None = None, sweeps: bool = True, log: Log = _quiet):
+           device: str = "auto", results: str | Path | None = None, sweeps: bool = True, log: Log = _quiet,
+           trace_every: int = 0):
     """The results the cache holds for the selection, training nothing: a run it lacks (or holds damaged)
     is a UsageError that says what to run. Sweep points are optional: those not cached are left out."""
     from .run import NotCached, execute
 
-    specs = plan_runs(cases, seeds=seeds, backend=backend, device=device, sweeps=sweeps)
+    specs = plan_runs(cases, seeds=seeds, backend=backend, device=device, sweeps=sweeps, trace_every=trace_every)
     store = _store(results)
     specs = [s for s in specs if s.severity is None or store.path(s.key).exists()]
     try:
@@ -124,6 +128,18 @@ def cached(cases: list[Case], *, seeds: Sequence[int] | None = None, backend: st
         raise UsageError(f"{len(e.specs)} of {len(specs)} runs on {backend} are not cached or are damaged "
                          f"(e.g. {e.specs[0].label}); run `trainwreck run --backend {backend}` first, "
                          f"which trains exactly those") from None
+
+
+DEFAULT_TRACE_EVERY = 10
+
+
+def trace_resolution(detectors, trace_every: int | None = None) -> int:
+    """The trace resolution to run at: `trace_every` when given, else every DEFAULT_TRACE_EVERY batches
+    when some detector declares it reads the per-step trace (`"steps"` in `needs`), else per epoch."""
+    if trace_every is not None:
+        return trace_every
+    wants_steps = any("steps" in getattr(info.detector_class(), "needs", ()) for info in detectors)
+    return DEFAULT_TRACE_EVERY if wants_steps else 0
 
 
 def oracle_failures(results) -> tuple[int, list]:
@@ -181,22 +197,90 @@ class Report:
     fingerprint: dict
     paths: list = field(default_factory=list)
     plots: list = field(default_factory=list)
+    site: list = field(default_factory=list)
+
+
+def selection_of(*, case=None, family=None, seeds=None, detectors=None) -> dict | None:
+    """The filters of a command as data (None: the full corpus with every detector): what table titles
+    state and what names the folder a filtered report goes to."""
+    sel = {"case": sorted(case or []), "family": sorted(family or []), "seeds": sorted(seeds or []),
+           "detector": sorted(str(d) for d in (detectors or []))}
+    sel = {k: v for k, v in sel.items() if v}
+    return sel or None
+
+
+def output_dir(results: str | Path | None = None, selection: dict | None = None, out: str | Path | None = None) -> Path:
+    """Where a report's tables go: `out` when given; the results directory for the full corpus; else
+    `results/filtered/<short hash of the selection>/`, so a filtered run never overwrites the reference tables."""
+    if out is not None:
+        return Path(out)
+    base = results_dir(results)
+    if not selection:
+        return base
+    from .store import digest
+
+    return base / "filtered" / digest(selection)[:12]
 
 
 def report(results, scores: Scores, *, out: str | Path | None = None, command: str = "",
-           plots: bool = True) -> Report:
-    """Build every table; with `out`, write them there (four formats each) and the plots."""
-    from .report import build_tables, fingerprint_for, write_tables
+           plots: bool = True, selection: dict | None = None, html: bool = True,
+           cases: str | Path = CASES_DIR) -> Report:
+    """Build every table; with `out`, write them there (four formats each), scores.json, the plots and
+    the HTML report. `selection` (see `selection_of`) is stated in every title."""
+    from .report import fingerprint_for
 
-    fp = fingerprint_for(results, scores.detectors, command)
-    tables = build_tables(scores.rows, results)
-    rep = Report(tables, fp)
+    fp = fingerprint_for(results, scores.detectors, command, selection)
+    rep = report_rows(scores.rows, fp, out=out, html=False)
     if out is not None:
         from .plots import write_plots
 
-        rep.paths = write_tables(tables, fp, Path(out), scores.rows)
         rep.plots = write_plots(results, Path(out) / "plots") if plots else []
+        rep.site = _site(rep, scores.rows, Path(out), cases) if html else []
     return rep
+
+
+def report_rows(rows, fingerprint: dict, *, out: str | Path | None = None, html: bool = True,
+                cases: str | Path = CASES_DIR, write_scores: bool = True) -> Report:
+    """The tables of saved score rows; nothing is trained and no detector runs."""
+    from .report import build_tables, write_tables
+
+    tables = build_tables(rows, fingerprint)
+    rep = Report(tables, fingerprint)
+    if out is not None:
+        rep.paths = write_tables(tables, fingerprint, Path(out), rows if write_scores else None)
+        rep.site = _site(rep, rows, Path(out), cases) if html else []
+    return rep
+
+
+def _site(rep: Report, rows, out: Path, cases) -> list:
+    from .html import write_site
+
+    return write_site(out, rep.tables, rows, rep.fingerprint, cases_dir=Path(cases))
+
+
+def read_scores(path: str | Path):
+    """(fingerprint, score rows) of a saved scores.json; a UsageError saying what to run when it is absent,
+    damaged or of another version."""
+    from .score import read_scores as read
+
+    return read(Path(path))
+
+
+def filter_rows(rows, fingerprint: dict, *, case=None, family=None, seeds=None, detectors=None):
+    """Saved score rows narrowed by the filters, and the fingerprint saying so; an empty result is an error."""
+    sel = selection_of(case=case, family=family, seeds=seeds, detectors=detectors)
+    if not sel:
+        return rows, fingerprint
+    keep = [r for r in rows if (not case or r.case_id in case) and (not family or r.family in family)
+            and (not seeds or r.seed in seeds) and (not detectors or r.detector in detectors)]
+    if not keep:
+        raise UsageError(f"no saved score row matches the filters {sel}")
+    kept_cases = sorted({r.case_id for r in keep})
+    merged = {**(fingerprint.get("selection") or {}), **sel}
+    runs = len({(r.case_id, r.variant, r.seed, str(r.severity)) for r in keep})
+    fp = dict(fingerprint, selection=dict(sorted(merged.items())), case_ids=kept_cases, cases=len(kept_cases),
+              runs=runs, seeds=sorted({r.seed for r in keep}))
+    return keep, fp
 
 
 @dataclass
@@ -233,13 +317,17 @@ def bench(cases: str | Path = CASES_DIR, *, case: Sequence[str] | None = None, f
           device: str = "auto", sweeps: bool = True, results: str | Path | None = None, out: str | Path | None = None,
           jobs: int | None = None, timeout: float = 300.0, memory_limit_mb: int = 6144, executor: str = "local",
           ray_address: str | None = None, plots: bool = True, progress: bool = False, command: str = "",
-          log: Log = _quiet) -> BenchResults:
+          log: Log = _quiet, trace_every: int | None = None) -> BenchResults:
     """Validate, run, score and build the tables, as `trainwreck bench` does; tables are written only when
-    `out` is given. `detectors`: names, `module:Class` specs or Detector classes (None: every installed one)."""
+    `out` is given. `detectors`: names, `module:Class` specs or Detector classes (None: every installed one).
+    `trace_every` None: the resolution the detectors need (see `trace_resolution`)."""
     selected = load_cases(cases, case=case, family=family)
     infos = resolve_detectors(detectors)
-    specs = plan_runs(selected, seeds=seeds, backend=backend, device=device, sweeps=sweeps)
+    specs = plan_runs(selected, seeds=seeds, backend=backend, device=device, sweeps=sweeps,
+                      trace_every=trace_resolution(infos, trace_every))
     res = run(selected, results=results, jobs=jobs, timeout=timeout, memory_limit_mb=memory_limit_mb,
               executor=executor, ray_address=ray_address, progress=progress, log=log, specs=specs)
     sc = score(res, infos, jobs=jobs, log=log)
-    return BenchResults(res, sc, report(res, sc, out=out, command=command, plots=plots))
+    sel = selection_of(case=case, family=family, seeds=seeds,
+                       detectors=None if detectors is None else [i.name for i in infos])
+    return BenchResults(res, sc, report(res, sc, out=out, command=command, plots=plots, selection=sel, cases=cases))

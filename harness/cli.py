@@ -3,9 +3,10 @@ into exit codes. Each command is a module of `trainwreck.commands` with `registe
 `main(args)`, a thin shell over `trainwreck.api`; commands never import each other's internals.
 
 Exit codes: 0 success; 1 the work ran but something failed (an oracle did
-not hold, a run crashed unexpectedly, a detector errored when --strict);
-2 bad input (a malformed case file, an unknown name, a bad option, a backend or
-GPU that this machine lacks, runs missing from the cache of a command that never trains);
+not hold, a run crashed unexpectedly, a detector errored when --strict, runs missing
+from or damaged in the cache of `score`, which never trains);
+2 bad input (a malformed case file, an unknown name, a bad option, a filter that
+matches no run, a backend or GPU that this machine lacks);
 130 interrupted by Ctrl-C (everything finished so far is kept).
 """
 

@@ -1,6 +1,8 @@
-"""Generated documentation: the corpus coverage table (cause x setting), from the case files.
+"""Generated documentation: the corpus coverage table (cause x setting), from the case files, and the
+metric definitions (docs/metrics.md), from `trainwreck.metrics.METRICS`.
 
-`python -m trainwreck.docs` (run by `make schema`) writes docs/coverage.md; a test checks it is current.
+`python -m trainwreck.docs` (run by `make schema`) writes docs/coverage.md and docs/metrics.md; tests
+check they are current.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from pathlib import Path
 from tabulate import tabulate
 
 from .case import CASES_DIR, Case, load_corpus
+from .metrics import CI_NOTE, COMPARED, METRICS
 from .taxonomy import CAUSES
 
-__all__ = ["setting_of", "coverage_markdown", "main"]
+__all__ = ["setting_of", "coverage_markdown", "metrics_markdown", "main"]
 
 SHIPPED = {"digits", "breast_cancer", "wine", "iris"}
 
@@ -48,10 +51,41 @@ def coverage_markdown(cases: list[Case]) -> str:
                            disable_numparse=True) + "\n"
 
 
+def metrics_markdown() -> str:
+    """docs/metrics.md: every definition, from trainwreck.metrics.METRICS, so the page cannot drift from the code."""
+    lines = ["# Metrics", "",
+             "Generated from `trainwreck.metrics.METRICS` by `make schema` (`python -m trainwreck.docs`); every "
+             "table's notes point here.", "",
+             "**The unit is the case.** Seeds of one case are not independent evidence: each figure is the mean "
+             "over a case's valid runs (oracle held, no detector error, not a sweep point), then the mean over "
+             "cases.", "",
+             f"**Intervals.** {CI_NOTE}. Every detector is scored on the same resamples. Resampling within "
+             "causes keeps each cause's weight in every resample; a cause with a single case then adds no "
+             "resampling variance, so these intervals are narrower than an unstratified bootstrap's would be.", "",
+             "**Scope.** A detector declares the causes and symptoms it can name (`causes`, `symptoms` on its "
+             "class; undeclared = every term). A detector that declares no causes gets *n/a* in every cause "
+             "column.", "",
+             "| figure | column | over | definition |", "|---|---|---|---|"]
+    for m in METRICS.values():
+        better = "higher is better" if m.higher_is_better else "lower is better"
+        lines.append(f"| `{m.name}` | {m.column} | {m.population} | {m.definition} ({better}) |")
+    lines += ["", "## significance", "",
+              "For each pair of detectors and each of " + ", ".join(f"`{m}`" for m in COMPARED) + ", over the "
+              "cases where both have the figure: the mean per-case difference a − b with its paired bootstrap "
+              "interval (the same resamples for both; two-sided p = twice the smaller share of resampled "
+              "differences on either side of 0, as (k + 1) / (B + 1)), and an exact McNemar test (`scipy.stats.binomtest` on the "
+              "discordant cases), a case scoring 1 for a detector when its figure is at least 0.5 over the case's "
+              "seeds, else 0. No correction for multiple comparisons.",
+              ""]
+    return "\n".join(lines)
+
+
 def main(root: Path = CASES_DIR) -> None:
     out = Path(root).parent / "docs" / "coverage.md"
     out.write_text(coverage_markdown(load_corpus(root)))
-    print(f"wrote {out}")
+    metrics = out.parent / "metrics.md"
+    metrics.write_text(metrics_markdown())
+    print(f"wrote {out} and {metrics}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ __all__ = ["package_version", "library_versions", "key_facts", "record_facts", "
            "TRACE_VERSION", "WORKER_THREADS"]
 
 # Per backend: bump a backend's number when what its workers record changes, to invalidate its cache.
-TRACE_VERSION = {"tensorflow": 3, "jax": 4, "torch": 3}   # jax 4: the probes are jit-compiled
+# tensorflow 4, jax 5, torch 4: gradient statistics over trainable variables only (a frozen layer has no
+# gradient entry), each layer's configuration in the summary, the learning rate per epoch, compiled probes.
+TRACE_VERSION = {"tensorflow": 4, "jax": 5, "torch": 4}
 # One TensorFlow thread per worker: N workers never oversubscribe N cores, and the
 # reduction order (hence every number in a record) does not depend on --jobs.
 WORKER_THREADS = 1

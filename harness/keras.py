@@ -17,6 +17,8 @@ A Keras callback never sees the arrays `fit` trains on, so the Recorder is given
 * `batch_size`: the one you pass to `fit` (Keras's default is 32). It goes into the model summary,
   and with `x_train` it gives each epoch's batch shapes; without it both are left empty (0, none).
 * `seed`: the seed you passed to `keras.utils.set_random_seed`, recorded as the run's seed.
+* `trace_every`: k > 0 also records a step every k batches (TensorFlow; see `trainwreck.trace`), for
+  detectors that declare "steps" in their `needs`.
 
 The trace is the harness's own (`trainwreck.trace.TraceCallback`, which this class extends), and
 the data profile, model summary, outcome and environment are built by the same functions
@@ -175,13 +177,13 @@ class Recorder(TraceCallback):
     def __init__(self, path: str | Path | None = None, detectors: Sequence = ("autotrainer",), *,
                  x_train: Any = None, y_train: Any = None, x_val: Any = None, y_val: Any = None,
                  probe_x: Any = None, probe_y: Any = None, batch_size: int | None = None, seed: int = 0,
-                 verbose: bool = True):
+                 verbose: bool = True, trace_every: int = 0):
         px = _array(probe_x) if probe_x is not None else _array(x_train)
         py = _array(probe_y) if probe_y is not None else _array(y_train)
         if px is None or py is None:
             raise ValueError("Recorder needs training data for its gradient probe: pass x_train= and y_train= "
                              "(arrays), or probe_x= and probe_y= (a batch of training inputs and targets)")
-        super().__init__(px[:PROBE_SIZE], py[:PROBE_SIZE], None, None)
+        super().__init__(px[:PROBE_SIZE], py[:PROBE_SIZE], None, None, trace_every=trace_every)
         self.path = Path(path) if path is not None else None
         self.infos = _resolve(detectors)
         self._data = (x_train, y_train, x_val, y_val)
@@ -211,7 +213,7 @@ class Recorder(TraceCallback):
 
     # -- the Keras callback
     def on_train_begin(self, logs=None):
-        self.epochs, self._jax_cache, self.record = [], {}, None
+        self.epochs, self.record = [], None
         self._began, self._ended, self._reported, self._pending = True, False, set(), []
         super().on_train_begin(logs)
         self._t0_run = time.perf_counter()
@@ -228,6 +230,7 @@ class Recorder(TraceCallback):
         self._say(self.live.epoch_end(self._snapshot()))
 
     def on_train_end(self, logs=None):
+        super().on_train_end(logs)
         self._finish({"status": run_status(self.epochs, int(self.params.get("epochs") or 0)),
                       "exception_type": "", "message": ""})
 
@@ -254,9 +257,10 @@ class Recorder(TraceCallback):
         env = environment(backend, visible_device(backend))
         probe = hashlib.sha256(np.ascontiguousarray(self.x_probe).tobytes()
                                + np.ascontiguousarray(self.y_probe).tobytes()).hexdigest()
-        key = digest({"data": data, "model": model, "seed": self.seed, "environment": env, "probe": probe})[:24]
-        return {"key": key, "schema_version": SCHEMA_VERSION, "seed": self.seed, "data": data, "model": model,
-                "environment": env}
+        key = digest({"data": data, "model": model, "seed": self.seed, "environment": env, "probe": probe,
+                      **({"trace_every": self.trace_every} if self.trace_every else {})})[:24]
+        return {"key": key, "schema_version": SCHEMA_VERSION, "seed": self.seed, "trace_every": self.trace_every,
+                "data": data, "model": model, "environment": env}
 
     def _record(self, outcome: dict) -> dict:
         return {**self._base, "trace": self.epochs, "outcome": outcome}

@@ -13,7 +13,7 @@ from .errors import UsageError
 from .run import BACKENDS, default_jobs
 
 __all__ = ["add_common", "add_cases_dir", "results_dir", "seeds", "progress_enabled", "command_line",
-           "physical_memory_mib", "MIN_MEMORY_MIB", "DEFAULT_MEMORY_MIB", "jobs", "seconds", "memory_mib"]
+           "physical_memory_mib", "MIN_MEMORY_MIB", "DEFAULT_MEMORY_MIB", "jobs", "seconds", "memory_mib", "trace_every"]
 
 # A worker with its backend imported needs more than this; a lower limit would kill every run.
 MIN_MEMORY_MIB = 256
@@ -38,6 +38,17 @@ def jobs(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of worker processes, at least 1; got {text!r}")
     return n
+
+
+def trace_every(text: str) -> int:
+    """--trace-every: batches between step records; 0 keeps the per-epoch trace only."""
+    try:
+        k = int(text)
+    except ValueError:
+        k = -1
+    if k < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 (per epoch) or a positive number of batches; got {text!r}")
+    return k
 
 
 def seconds(text: str) -> float:
@@ -81,6 +92,9 @@ def add_common(p: argparse.ArgumentParser, *, running: bool = False, scoring: bo
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
                    help="auto uses a GPU when one is present (default: auto)")
     p.add_argument("--jobs", "-j", type=jobs, default=default_jobs(), help="worker processes (default: cores)")
+    p.add_argument("--trace-every", type=trace_every, default=None, metavar="K",
+                   help="also record every K-th training step (per-step trace; 0: per epoch only; default: "
+                        "10 when a selected detector needs 'steps', else 0); part of every run's cache key")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-run lines")
     p.add_argument("--progress", action="store_true", help="per-run lines with ETA even when not on a terminal")
     if running:
@@ -101,7 +115,8 @@ def add_common(p: argparse.ArgumentParser, *, running: bool = False, scoring: bo
         p.add_argument("--detector-spec", action="append", metavar="MODULE:CLASS",
                        help="also score this detector class (repeatable)")
         p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-        p.add_argument("--out", default=None, help="where to write tables and plots (default: the results directory)")
+        p.add_argument("--out", default=None, help="where to write tables and plots (default: the results directory "
+                                                   "for the full corpus, results/filtered/<hash>/ for a selection)")
         p.add_argument("--strict", action="store_true", help="exit 1 when a detector errors")
 
 

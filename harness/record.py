@@ -21,8 +21,9 @@ from pydantic import AfterValidator, ConfigDict, Strict, TypeAdapter, Validation
 
 from .registry import suggest
 
-__all__ = ["SCHEMA_VERSION", "OUTCOMES", "VIEW_STATUSES", "RunRecord", "EpochTrace", "DataProfile", "ModelSummary",
-           "LayerInfo", "Outcome", "Environment", "RecordError", "freeze", "thaw", "truncate", "without_timings"]
+__all__ = ["SCHEMA_VERSION", "OUTCOMES", "VIEW_STATUSES", "QUANTILES", "RunRecord", "EpochTrace", "StepTrace",
+           "DataProfile", "ModelSummary", "LayerInfo", "Outcome", "Environment", "RecordError", "freeze", "thaw",
+           "truncate", "without_timings"]
 
 SCHEMA_VERSION = 1
 # How a run ends, the only statuses a worker writes. `harness_error`: the harness's own code raised, not
@@ -33,6 +34,10 @@ OUTCOMES = ("completed", "nan", "stopped_early", "crashed", "timeout", "harness_
 # built without one (a detector that does not declare `outcome` in its needs gets that). They are accepted
 # by `from_dict` only so that every record round-trips; `RunRecord.finished` (the worker's check) refuses them.
 VIEW_STATUSES = ("running", "unknown")
+# The levels of every quantile list in a step record (`StepTrace.*_quantiles`, `grad_p5`/`grad_p95`):
+# a distribution, not a fraction frozen at one bound, so each detector applies its own saturation or
+# dead-unit threshold (SageMaker's tanh +-9.4999 as well as DeepDiagnosis's |x| >= 5).
+QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 
 
 def freeze(obj: Any) -> Any:
@@ -67,6 +72,7 @@ Nums = tuple[Num, ...]
 NumMap = Annotated[dict[str, Num], AfterValidator(MappingProxyType)]    # per layer or per log key
 IntMap = Annotated[dict[str, Int], AfterValidator(MappingProxyType)]
 StrMap = Annotated[dict[str, Str], AfterValidator(MappingProxyType)]
+NumsMap = Annotated[dict[str, Nums], AfterValidator(MappingProxyType)]   # per layer: one value per QUANTILES level
 Status = Literal[OUTCOMES + VIEW_STATUSES]
 _STRICT = ConfigDict(extra="forbid")    # an unknown field is an error, never silently dropped
 
@@ -113,8 +119,12 @@ class LayerInfo:
     activation: Str = ""
     units: Int = 0
     params: Int = 0
-    trainable: Bool = True
+    trainable: Bool = True         # False: frozen; it has no entry in any gradient statistic of the trace
     kernel_initializer: Str = ""
+    bias_initializer: Str = ""
+    recurrent_activation: Str = ""  # recurrent layers (LSTM/GRU gates); "" elsewhere
+    dropout_rate: Num = 0.0        # a Dropout layer's rate, a recurrent layer's input dropout; 0 elsewhere
+    recurrent_dropout_rate: Num = 0.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,34 @@ class ModelSummary:
 
 
 @dataclass(frozen=True)
+class StepTrace:
+    """One recorded training step (batch), at the run's `trace_every` resolution.
+
+    Gradient statistics are over the gradients Keras applied on that very batch (before any
+    clipping), per trainable layer's kernel; frozen layers have no entry. Activation quantiles are
+    on the fixed probe batch after the step, at the QUANTILES levels, over the finite values.
+    Weight statistics and update ratios are of each weighted layer's kernel, the ratio against the
+    previous recorded step."""
+    __pydantic_config__ = _STRICT
+    step: Int                       # global 0-based step (batch) index over the run
+    batch: Int = 0                  # 0-based batch index within its epoch
+    loss: Num = math.nan            # the loss of this batch (regularisers included), not a running mean
+    grad_norms: NumMap = field(default_factory=_empty)
+    grad_mean_abs: NumMap = field(default_factory=_empty)
+    grad_max_abs: NumMap = field(default_factory=_empty)
+    grad_p5: NumMap = field(default_factory=_empty)     # 5th / 95th percentile of the gradient's values
+    grad_p95: NumMap = field(default_factory=_empty)
+    grad_zero_fraction: NumMap = field(default_factory=_empty)
+    grad_nonfinite: IntMap = field(default_factory=_empty)  # NaN or infinite gradient entries
+    activation_quantiles: NumsMap = field(default_factory=_empty)     # layer outputs
+    preactivation_quantiles: NumsMap = field(default_factory=_empty)  # inputs to the activation (Dense, Conv)
+    weight_min: NumMap = field(default_factory=_empty)
+    weight_max: NumMap = field(default_factory=_empty)
+    weight_var: NumMap = field(default_factory=_empty)
+    update_ratios: NumMap = field(default_factory=_empty)  # ||W_s - W_prev|| / ||W_prev||, prev = last recorded step
+
+
+@dataclass(frozen=True)
 class EpochTrace:
     """One epoch. Per-layer mappings are keyed by layer name, in model order.
 
@@ -148,7 +186,7 @@ class EpochTrace:
     seconds: Num = 0.0
     weight_norms: NumMap = field(default_factory=_empty)
     update_ratios: NumMap = field(default_factory=_empty)      # ||W_t - W_{t-1}|| / ||W_{t-1}||
-    grad_norms: NumMap = field(default_factory=_empty)         # on the fixed probe batch
+    grad_norms: NumMap = field(default_factory=_empty)         # on the fixed probe batch; trainable layers only
     grad_mean: NumMap = field(default_factory=_empty)
     grad_mean_abs: NumMap = field(default_factory=_empty)
     grad_zero_fraction: NumMap = field(default_factory=_empty)
@@ -165,6 +203,8 @@ class EpochTrace:
     nonfinite: Bool = False          # loss, weights or gradients not finite
     weights_nonfinite: Bool = False
     grads_nonfinite: Bool = False
+    learning_rate: Num = math.nan    # the optimizer's learning rate at the end of the epoch (schedules applied)
+    step_trace: tuple[StepTrace, ...] = ()   # the recorded steps of this epoch; empty at the default resolution
 
 
 @dataclass(frozen=True)
@@ -218,6 +258,7 @@ class RunRecord:
     key: Str
     schema_version: Literal[1] = SCHEMA_VERSION
     seed: Int = 0
+    trace_every: Int = 0             # step records every k batches (EpochTrace.step_trace); 0: per epoch only
     data: DataProfile = field(default_factory=DataProfile)
     model: ModelSummary = field(default_factory=ModelSummary)
     trace: tuple[EpochTrace, ...] = ()

@@ -18,11 +18,13 @@ from pathlib import Path
 from tabulate import tabulate
 
 from .environment import trainwreck_version
-from .metrics import Rate, confusion, detector_metrics, per_cause_recall, severity_onsets
-from .score import ScoreRow
+from .metrics import (CI_NOTE, METRICS, Estimate, confusion, detector_metrics, per_cause_recall, resamples,
+                      severity_onsets, significance)
+from .score import SCORES_FILE, ScoreRow, write_scores
 from .store import atomic_write_text, digest
 
-__all__ = ["Table", "fingerprint_for", "build_tables", "write_tables", "FORMATS", "TIMING_HEADERS", "comparable"]
+__all__ = ["Table", "fingerprint_for", "build_tables", "write_tables", "FORMATS", "TIMING_HEADERS", "comparable",
+           "selection_text", "render_md", "render_tex", "render_csv", "render_json", "WIDE_COLUMNS", "is_wide"]
 
 FORMATS = ("md", "tex", "csv", "json")
 # Columns that measure this machine's speed, not the benchmark's outcome: never compared.
@@ -45,7 +47,8 @@ class Table:
     data: dict | list | None = None   # machine-readable twin for JSON
 
 
-def fingerprint_for(results, detectors, command: str) -> dict:
+def fingerprint_for(results, detectors, command: str, selection: dict | None = None) -> dict:
+    """Where the numbers came from; `selection` holds the filters (None: the full corpus)."""
     envs = [r.record.environment for r in results if r.record.environment.tensorflow]
     env = envs[0] if envs else None
     cases = {r.spec.case.id: r.spec.case for r in results}
@@ -64,6 +67,7 @@ def fingerprint_for(results, detectors, command: str) -> dict:
         "seeds": sorted({r.spec.seed for r in results}),
         "detectors": {d.name: {"version": d.version, "origin": d.origin} for d in detectors},
         "command": command,
+        "selection": {k: list(v) for k, v in sorted((selection or {}).items()) if v} or None,
     }
 
 
@@ -82,22 +86,70 @@ def _pct(x: float) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
 
 
-def build_tables(rows: list[ScoreRow], results) -> list[Table]:
-    metrics = detector_metrics(rows)
+def selection_text(fp: dict) -> str:
+    """What a table covers, for its title: "over the corpus" only when nothing was filtered out."""
+    sel = (fp or {}).get("selection")
+    if not sel:
+        return "over the corpus"
+    parts = [f"{k} {', '.join(map(str, v))}" for k, v in sorted(sel.items()) if v]
+    return "over a selection (" + "; ".join(parts) + ")"
+
+
+DOCS_NOTE = "Definitions of every figure: docs/metrics.md (generated from trainwreck.metrics.METRICS)."
+LEADERBOARD = ("detection", "false_alarm_fixed", "false_alarm_trap", "symptom_hit", "symptom_precision",
+               "cause_accuracy", "cause_accuracy_flagged", "scope_recall", "scope_coverage", "macro_f1",
+               "macro_f1_scope")
+
+
+def _scope_text(scope: tuple | None) -> str:
+    return "all (undeclared)" if scope is None else (", ".join(scope) or "none")
+
+
+def _leaderboard(metrics, over: str) -> Table:
+    headers = ["detector", "version"] + [METRICS[k].column for k in LEADERBOARD] + ["errors", "ms/run", "cases", "runs"]
+    rows = [[m.detector, m.version, *[str(m.figures[k]) for k in LEADERBOARD], m.errors, _pct(m.ms_per_run),
+             m.cases, m.runs] for m in metrics]
+    na = [m.detector for m in metrics if m.causes is not None and not m.causes]
+    notes = [f"Valid runs only (the oracle held). Each figure: mean over cases of the per-case mean over seeds; {CI_NOTE}.",
+             "false alarms (fixed): the fixed runs of fault cases; false alarms (traps): every run of a healthy trap. "
+             "cause acc. (flagged): among flagged broken runs. in-scope recall: over the causes the detector declares.",
+             DOCS_NOTE]
+    if na:
+        notes.append(f"n/a: {', '.join(na)} declare(s) no causes (symptom-only), so no cause figure applies.")
+    return Table("leaderboard", f"Leaderboard: detectors {over} (95% CI over cases)", headers, rows, notes,
+                 [m.to_dict() for m in metrics])
+
+
+def _significance(comparisons, over: str) -> Table:
+    def p(x):
+        return "–" if math.isnan(x) else (f"{x:.3f}" if x >= 0.001 else "<0.001")
+    rows = [[METRICS[c.metric].column, c.a, c.b, c.cases, f"{c.value_a:.2f}", f"{c.value_b:.2f}",
+             f"{c.difference:+.2f} [{c.low:+.2f}, {c.high:+.2f}]", p(c.p_bootstrap), f"{c.a_only}/{c.b_only}",
+             p(c.p_mcnemar)] for c in comparisons]
+    return Table("significance", f"Paired comparison of detectors {over}, with the case as the unit",
+                 ["figure", "detector a", "detector b", "cases", "a", "b", "a - b [95% CI]", "p (bootstrap)",
+                  "discordant a/b", "p (McNemar)"], rows,
+                 ["a - b: mean per-case difference; interval and p from the paired bootstrap over cases (the same "
+                  "resamples for both detectors). McNemar: exact binomial test on the cases where exactly one of "
+                  "the two scores 1 (a case scores 1 when its figure is at least 0.5 over its seeds). "
+                  "No correction for multiple comparisons.", DOCS_NOTE],
+                 [c.to_dict() for c in comparisons])
+
+
+def _per_run(rows: list[ScoreRow]) -> list[ScoreRow]:
+    """One row per run (the first detector's), for the tables about runs rather than detectors."""
+    return list({r.run_key: r for r in reversed(rows)}.values())[::-1]
+
+
+def build_tables(rows: list[ScoreRow], fp: dict | None = None) -> list[Table]:
+    """Every table, from the score rows alone (and the fingerprint's selection, for titles)."""
+    over = selection_text(fp or {})
     sweep_rows = rows
     rows = [r for r in rows if r.severity is None]
-    results_all, results = results, [r for r in results if r.spec.severity is None]
+    rs = resamples({r.case_id: r.expected_cause for r in rows})
+    metrics = detector_metrics(rows, rs)
     dets = [m.detector for m in metrics]
-    tables = [Table(
-        "leaderboard", "Leaderboard: detectors over the corpus (valid runs only; mean ± std over seeds)",
-        ["detector", "version", "detection", "cause acc.", "macro F1", "symptom recall", "false alarm",
-         "errors", "median latency (epochs)", "ms/run", "runs"],
-        [[m.detector, m.version, str(m.detection), str(m.cause_accuracy), _pct(m.macro_f1),
-          str(m.symptom_recall), str(m.false_alarm), m.errors, _pct(m.median_latency_epochs),
-          _pct(m.ms_per_run), m.runs] for m in metrics],
-        ["detection: share of broken runs with any diagnosis; cause acc.: top-confidence cause equals the "
-         "case's cause; false alarm: share of fixed runs and trap runs with any diagnosis."],
-        [m.to_dict() for m in metrics])]
+    tables = [_leaderboard(metrics, over)]
 
     # per-case x detector matrix
     cases = list(dict.fromkeys((r.case_id, r.expected_cause) for r in rows))
@@ -108,65 +160,76 @@ def build_tables(rows: list[ScoreRow], results) -> list[Table]:
             sel = [r for r in rows if r.case_id == cid and r.detector == d]
             broken = [r.label for r in sel if r.variant == "broken"]
             fixed = [r.label for r in sel if r.variant == "fixed"]
-            cell = _cell(broken, fixed)
-            line.append(cell)
+            line.append(_cell(broken, fixed))
             mdata.append({"case": cid, "cause": cause, "detector": d, "broken": broken, "fixed": fixed})
         mrows.append(line)
-    tables.append(Table("matrix", "Per case and detector: broken runs (hit / wrong cause / symptom only / missed) · fixed runs (false alarms)",
+    tables.append(Table("matrix", f"Per case and detector {over}: broken runs (hit / wrong cause / symptom only / "
+                                  f"missed) · fixed runs (false alarms)",
                         ["case", "cause"] + dets, mrows,
                         ["Each cell: outcome counts over seeds for the broken variant, then false alarms on the "
-                         "fixed variant. invalid = the oracle did not hold for that run (not scored)."], mdata))
+                         "fixed variant. invalid = the oracle did not hold for that run (not scored).", DOCS_NOTE],
+                        mdata))
 
-    pcr = per_cause_recall(rows)
-    tables.append(Table("per_cause", "Per-cause recall: share of broken runs of each cause whose top diagnosis is right",
-                        ["cause"] + dets, [[c] + [str(pcr[c][d]) for d in dets] for c in pcr], [],
+    pcr = per_cause_recall(rows, rs)
+    scope = {m.detector: m.causes for m in metrics}
+
+    def cell(c, d):
+        oos = scope[d] is not None and scope[d] and c not in scope[d]
+        return str(pcr[c][d]) + (" †" if oos else "")
+    tables.append(Table("per_cause", f"Per-cause recall {over}: share of broken runs of each cause whose top "
+                                     f"diagnosis is right (95% CI over cases)",
+                        ["cause"] + dets, [[c] + [cell(c, d) for d in dets] for c in pcr],
+                        ["†: outside the causes the detector declares it can name. n/a: the detector names no "
+                         "causes.", DOCS_NOTE],
                         {c: {d: v.to_dict() for d, v in per.items()} for c, per in pcr.items()}))
 
     crow, cdata = [], {}
     for d in dets:
+        if scope[d] is not None and not scope[d]:
+            continue                      # a symptom-only detector names no cause to confuse
         true, pred, m = confusion(rows, d)
         cdata[d] = {"expected": true, "diagnosed": pred, "matrix": m.tolist()}
         for i, t in enumerate(true):
             for j, p in enumerate(pred):
                 if m[i, j]:
                     crow.append([d, t, p, int(m[i, j])])
-    tables.append(Table("confusion", "Confusion of expected vs diagnosed (top) cause, broken runs",
-                        ["detector", "expected cause", "diagnosed cause", "runs"], crow, [], cdata))
+    tables.append(Table("confusion", f"Confusion of expected vs diagnosed (top) cause, broken runs {over}",
+                        ["detector", "expected cause", "diagnosed cause", "runs"], crow, [DOCS_NOTE], cdata))
+
+    tables.append(_significance(significance(rows, rs), over))
 
     onsets = severity_onsets(sweep_rows)
+    paths = {r.case_id: r.sweep_path for r in sweep_rows if r.sweep_path}
     srows, sdata = [], []
     for (cid, det), points in onsets.items():
-        case = next(r.spec.case for r in results_all if r.spec.case.id == cid)
         hits = [v for v, label in points if label == "hit"]
         flags = [v for v, label in points if label in ("hit", "wrong_cause", "symptom_only")]
-        srows.append([cid, case.sweep.path, det, " ".join(f"{v}:{_SHORT[label]}" for v, label in points),
+        srows.append([cid, paths.get(cid, ""), det, " ".join(f"{v}:{_SHORT[label]}" for v, label in points),
                       hits[0] if hits else "–", flags[0] if flags else "–"])
-        sdata.append({"case": cid, "path": case.sweep.path, "detector": det,
+        sdata.append({"case": cid, "path": paths.get(cid, ""), "detector": det,
                       "points": [{"value": v, "label": label} for v, label in points]})
-    tables.append(Table("severity", "Severity sweeps: where along each fault's sweep each detector starts to see it",
+    tables.append(Table("severity", f"Severity sweeps {over}: where along each fault's sweep each detector starts "
+                                    f"to see it",
                         ["case", "parameter", "detector", "value:outcome", "first right cause", "first flag"],
                         srows, ["Outcome codes: H hit, W wrong cause, S symptom only, M missed, E error. "
                                 "Sweep points have no oracle of their own; they re-run the broken variant."], sdata))
 
-    dep = [r for r in results if r.spec.case.platform_dependence is not None]
-    tables.append(Table("platform", "Platform-dependent cases: which behaviour each run had, and its oracle",
+    runs = _per_run(rows)
+    dep = [r for r in runs if r.platform_probe is not None]
+    tables.append(Table("platform", f"Platform-dependent cases {over}: which behaviour each run had, and its oracle",
                         ["case", "variant", "seed", "probe", "reading", "outcome", "oracle"],
-                        [[r.spec.case.id, r.spec.variant, r.spec.seed, r.spec.case.platform_dependence.probe,
-                          r.record.environment.probes.get(r.spec.case.platform_dependence.probe, "–"),
-                          r.record.outcome.status, "holds" if r.verdict.holds else "FAILS"] for r in dep],
+                        [[r.case_id, r.variant, r.seed, r.platform_probe, r.probes.get(r.platform_probe, "–"),
+                          r.outcome, "holds" if r.valid else "FAILS"] for r in dep],
                         ["A case declares `platform_dependence` when its mechanism really differs by platform; "
                          "each run is judged by the oracle of the behaviour its worker measured."],
-                        [{"case": r.spec.case.id, "variant": r.spec.variant, "seed": r.spec.seed,
-                          "probes": dict(r.record.environment.probes), "outcome": r.record.outcome.status,
-                          **r.verdict.to_dict()} for r in dep]))
+                        [{"case": r.case_id, "variant": r.variant, "seed": r.seed, "probes": dict(r.probes),
+                          "outcome": r.outcome, **r.oracle_detail} for r in dep]))
 
-    inv = [r for r in results if not r.verdict.holds]
-    tables.append(Table("invalid", "Runs whose oracle did not hold (excluded from scoring)",
+    inv = [r for r in runs if not r.valid]
+    tables.append(Table("invalid", f"Runs whose oracle did not hold (excluded from scoring) {over}",
                         ["case", "variant", "seed", "outcome", "oracle"],
-                        [[r.spec.case.id, r.spec.variant, r.spec.seed, r.record.outcome.status, r.verdict.summary()]
-                         for r in inv], [],
-                        [{"case": r.spec.case.id, "variant": r.spec.variant, "seed": r.spec.seed,
-                          **r.verdict.to_dict()} for r in inv]))
+                        [[r.case_id, r.variant, r.seed, r.outcome, r.oracle] for r in inv], [],
+                        [{"case": r.case_id, "variant": r.variant, "seed": r.seed, **r.oracle_detail} for r in inv]))
     return tables
 
 
@@ -214,10 +277,19 @@ def render_md(t: Table, fp: dict) -> str:
 
 
 def render_tex(t: Table, fp: dict) -> str:
-    """A booktabs tabular that a paper can \\input (needs \\usepackage{booktabs}); tabulate escapes."""
+    """A booktabs tabular that a paper can \\input (needs \\usepackage{booktabs}, and graphicx for a wide table,
+    which is scaled to \\textwidth); tabulate escapes."""
     rows = t.rows or [["(no rows)"] + [""] * (len(t.headers) - 1)]
     body = tabulate(rows, headers=t.headers, tablefmt="latex_booktabs", disable_numparse=True)
+    if is_wide(t):   # scaled to the text width, so a wide table fits the page
+        body = ("% scaled to the page: needs \\usepackage{graphicx}\n\\resizebox{\\textwidth}{!}{%\n" + body
+                + "%\n}")
     return _header(fp, t, "% ") + "\n" + body + "\n"
+
+
+def is_wide(t: Table) -> bool:
+    """Whether a table may overflow a text-width page: many columns, or a long cell."""
+    return len(t.headers) >= WIDE_COLUMNS or any(len(str(c)) > WIDE_CELL for r in t.rows for c in r)
 
 
 def render_csv(t: Table, fp: dict) -> str:
@@ -236,7 +308,7 @@ def _json_safe(o):
         return {str(k): _json_safe(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
         return [_json_safe(v) for v in o]
-    if isinstance(o, Rate):
+    if isinstance(o, Estimate):
         return o.to_dict()
     return o
 
@@ -247,6 +319,8 @@ def render_json(t: Table, fp: dict) -> str:
                       indent=2, allow_nan=False) + "\n"
 
 
+WIDE_COLUMNS = 6
+WIDE_CELL = 60
 RENDERERS = {"md": render_md, "tex": render_tex, "csv": render_csv, "json": render_json}
 
 
@@ -259,9 +333,5 @@ def write_tables(tables: list[Table], fp: dict, out_dir: Path, rows: list[ScoreR
             atomic_write_text(p, render(t, fp))
             written.append(p)
     if rows is not None:
-        scores = out_dir / "scores.json"
-        atomic_write_text(scores, json.dumps(_json_safe({"fingerprint": fp, "rows": [
-            {k: v for k, v in r.__dict__.items() if k != "extra"} | {"label": r.label} for r in rows]}),
-            indent=1, allow_nan=False) + "\n")
-        written.append(scores)
+        written.append(write_scores(out_dir / SCORES_FILE, fp, rows))
     return written

@@ -19,11 +19,12 @@ from .environment import TRACE_VERSION, WORKER_THREADS, key_facts
 from .executor import Job, JobResult, WorkerPool
 from .oracle import OracleVerdict, evaluate
 from .record import RunRecord
-from .store import CorruptRecord, RunStore, digest
+from .store import CorruptRecord, RunStore, atomic_write_text, digest
 
 __all__ = ["RunSpec", "RunResult", "plan", "execute", "resolve_device", "TRACE_VERSION", "WORKER_THREADS",
            "default_jobs", "Progress", "make_pool",
-           "BACKENDS", "BackendUnavailable", "check_backend", "WorkerSetting", "NotCached"]
+           "BACKENDS", "BackendUnavailable", "check_backend", "WorkerSetting", "NotCached", "longest_first",
+           "expected_seconds"]
 
 # How a job ends when a limit of this machine, not the case, stopped it: reported, never cached.
 MACHINE_LIMITS = ("timeout", "memory")
@@ -105,6 +106,7 @@ class RunSpec:
     key: str
     severity: object = None      # the sweep value, for severity-sweep runs of the broken variant
     setting: WorkerSetting = WorkerSetting()
+    trace_every: int = 0         # the trace's resolution: a step record every k batches; 0 = per epoch only
 
     @property
     def backend(self) -> str:
@@ -134,19 +136,23 @@ class RunResult:
 def plan(cases: list[Case], *, seeds: list[int] | None = None, variants=VARIANTS,
          backend: str = "tensorflow", device: str = "cpu", sweeps: bool = False,
          threads: int = WORKER_THREADS, env: dict | None = None,
-         any_seeds: list[int] | None = None) -> list[RunSpec]:
+         any_seeds: list[int] | None = None, trace_every: int = 0) -> list[RunSpec]:
     """Runs for case x variant x seed; with sweeps, also the broken variant at each sweep value.
 
     `threads` and `env` (numerics-relevant environment variables for the workers) are the settings
     `check-case --robust` perturbs; they are part of every key. `seeds` filters the declared seeds;
-    `any_seeds` replaces them (the robustness check runs seeds a case does not declare)."""
+    `any_seeds` replaces them (the robustness check runs seeds a case does not declare). `trace_every`
+    (k > 0: a step record every k batches) is the trace's resolution, part of every key: a per-step
+    record and a per-epoch one of the same task are two cache entries."""
+    if trace_every < 0:
+        raise ValueError(f"trace_every must be 0 (per epoch) or a positive number of batches, got {trace_every}")
     facts = key_facts(backend, device, threads, env)
     setting = WorkerSetting(backend, device, threads, tuple(sorted((env or {}).items())))
     specs = []
 
     def add(case, variant, task, seed, severity=None):
-        key = digest({"task": task, "seed": seed, "env": facts})[:24]
-        specs.append(RunSpec(case, variant, seed, task, key, severity, setting))
+        key = digest({"task": task, "seed": seed, "env": facts, "trace_every": trace_every})[:24]
+        specs.append(RunSpec(case, variant, seed, task, key, severity, setting, trace_every))
 
     for case in cases:
         chosen = any_seeds if any_seeds is not None else (
@@ -231,16 +237,21 @@ def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: fl
     for key, spec in todo.items():
         by_setting.setdefault(spec.setting, {})[key] = spec
     limited = 0
+    past = _past_durations(store) if todo else {}
     for setting, group in by_setting.items():
         check_backend(setting.backend, setting.device)
         init = (setting.backend, setting.device, setting.threads, setting.env_dict)
         with make_pool(executor, "train", init, min(jobs, len(group)), memory_limit_mb, ray_address) as pool:
-            job_list = [Job(s.key, {"task": s.task, "seed": s.seed, "key": s.key}, timeout) for s in group.values()]
+            job_list = [Job(s.key, {"task": s.task, "seed": s.seed, "key": s.key, "trace_every": s.trace_every},
+                            timeout) for s in longest_first(list(group.values()), past)]
             for res in pool.run(job_list):
                 spec = group[res.job.key]
                 done[spec.key] = _settle(spec, res, store)
+                past[_duration_id(spec)] = round(res.seconds, 3)
                 limited += res.status in MACHINE_LIMITS
                 progress.step(spec.label, f"trained {_brief(_result(spec, *done[spec.key]))}", True)
+    if todo:
+        _save_durations(store, past)
     if limited:
         log(f"{limited} run(s) stopped by the time or memory limit (--timeout, --memory-limit) were not "
             f"cached; the next run retries them")
@@ -304,3 +315,90 @@ def _result(spec: RunSpec, record: dict, extras: dict, source: str, message: str
 def _brief(r: RunResult) -> str:
     claim = "sweep    " if r.spec.severity is not None else f"oracle {'ok   ' if r.verdict.holds else 'FAILS'}"
     return f"{r.record.outcome.status:<9} {claim} {r.record.outcome.wall_seconds:5.1f}s"
+
+
+# -- scheduling: longest expected run first, so the last worker is not left alone with a deep LSTM
+
+DURATIONS = "durations.tsv"   # in the run cache's folder; not a record (RunStore reads *.json only)
+
+
+def _duration_id(spec: RunSpec) -> str:
+    """What a past duration is remembered by: stable across trace versions and library upgrades (which
+    change every key) but not across what changes the work: case, variant, seed, sweep value, backend, device."""
+    return "|".join(map(str, (spec.backend, spec.device, spec.case.id, spec.variant, spec.seed, spec.severity,
+                              spec.trace_every)))
+
+
+def _past_durations(store: RunStore) -> dict[str, float]:
+    try:
+        lines = (store.root / DURATIONS).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        ident, _, secs = line.rpartition("\t")
+        try:
+            out[ident] = float(secs)
+        except ValueError:
+            continue   # a damaged line only costs its estimate
+    return out
+
+
+def _save_durations(store: RunStore, past: dict[str, float]) -> None:
+    try:
+        atomic_write_text(store.root / DURATIONS, "".join(f"{k}\t{v}\n" for k, v in sorted(past.items())))
+    except OSError:
+        pass   # an estimate for next time, never a reason to fail this command
+
+
+def _strings(obj) -> list[str]:
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, dict):
+        return [x for k, v in obj.items() for x in (k, *_strings(v))]
+    if isinstance(obj, (list, tuple)):
+        return [x for v in obj for x in _strings(v)]
+    return []
+
+
+def _longest_list(obj) -> int:
+    if isinstance(obj, dict):
+        return max([0, *map(_longest_list, obj.values())])
+    if isinstance(obj, (list, tuple)):
+        return max([len(obj), *map(_longest_list, obj)])
+    return 0
+
+
+def _find(obj, name: str):
+    """The first value under `name` anywhere in a task dict (the case format may nest it)."""
+    if isinstance(obj, dict):
+        if name in obj:
+            return obj[name]
+        obj = list(obj.values())
+    if isinstance(obj, list):
+        for v in obj:
+            found = _find(v, name)
+            if found is not None:
+                return found
+    return None
+
+
+def expected_seconds(spec: RunSpec, past: dict[str, float]) -> float:
+    """The run's duration last time, else an estimate in arbitrary units (only the order matters: it decides
+    which run starts first). These models are tiny, so a step costs about one kernel dispatch per layer, and
+    a recurrent layer dispatches once per time step: epochs x batches x layers (x timesteps if recurrent)."""
+    if _duration_id(spec) in past:
+        return past[_duration_id(spec)]
+    model = _find(spec.task, "model") or {}
+    epochs = _find(spec.task, "epochs") or 1
+    batches = (_find(spec.task, "n_samples") or 1000) / (_find(spec.task, "batch_size") or 32)
+    layers = 1 + max(_find(model, "depth") or 0, _longest_list(model))
+    recurrent = any(w in s.lower() for s in _strings(model) for w in ("lstm", "gru", "rnn"))
+    steps = (_find(spec.task, "timesteps") or 1) if recurrent else 1
+    return 1e-4 * float(epochs) * float(batches) * float(layers) * float(steps)
+
+
+def longest_first(specs: list[RunSpec], past: dict[str, float]) -> list[RunSpec]:
+    """The specs, longest expected first (ties in plan order): with N workers, the longest runs start at
+    once and the short ones fill in around them, instead of one long run finishing alone at the end."""
+    return sorted(specs, key=lambda s: -expected_seconds(s, past))

@@ -6,26 +6,42 @@ raises, returns garbage or exceeds its time budget yields an error row for
 that (detector, run); everything else goes on. Only here, after the detector
 has answered, are the answers joined with the case's cause and symptoms.
 Runs whose oracle failed are excluded from scoring and listed as invalid.
+
+Each `ScoreRow` carries everything a table needs (the run's outcome and oracle verdict, the
+detector's declared scope, the sweep parameter), so `results/scores.json` alone rebuilds every
+table: `trainwreck report` reads it back with `read_scores` and never runs a detector.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 from trainwreck.detectors.loading import DetectorInfo
 
+from .errors import UsageError
 from .executor import Job, WorkerPool
 from .run import RunResult
+from .store import atomic_write_text
 from .taxonomy import HEALTHY
 
-__all__ = ["ScoreRow", "score_runs", "OUTCOME_LABELS"]
+__all__ = ["ScoreRow", "score_runs", "OUTCOME_LABELS", "SCORE_VERSION", "SCORES_FILE", "write_scores",
+           "read_scores", "ScoresFileError"]
 
 OUTCOME_LABELS = ("hit", "wrong_cause", "symptom_only", "missed", "false_alarm", "quiet", "error", "invalid")
+# The version of a ScoreRow's fields; a scores.json of another version is refused, never half-read.
+SCORE_VERSION = 2
+SCORES_FILE = "scores.json"
+_TUPLES = ("expected_symptoms", "diagnoses", "causes", "symptoms")
+_SCOPES = ("detector_causes", "detector_symptoms")
 
 
 @dataclass(frozen=True)
 class ScoreRow:
+    """One (detector, run) answer joined with the case's labels, and what the tables say about the run."""
     detector: str
     detector_version: str
     case_id: str
@@ -37,7 +53,7 @@ class ScoreRow:
     is_fault: bool                 # a broken variant of a real fault (not a trap, not fixed)
     valid: bool                    # the oracle held for this run
     error: str = ""
-    diagnoses: tuple = ()
+    diagnoses: tuple = ()          # the detector's Diagnosis dicts (cause, symptom, confidence, epoch, evidence)
     predicted_cause: str | None = None      # top-confidence cause, if any
     causes: tuple = ()
     symptoms: tuple = ()
@@ -47,10 +63,33 @@ class ScoreRow:
     run_key: str = ""
     severity: object = None                 # sweep value for severity-sweep runs (not in the leaderboard)
     extra: dict = field(default_factory=dict)
+    version: int = SCORE_VERSION
+    """The field set of this row (SCORE_VERSION when written)."""
+    case_title: str = ""
+    sweep_path: str | None = None
+    """The swept parameter of a severity run (e.g. compile.learning_rate)."""
+    outcome: str = ""
+    """The run's outcome status (completed, nan, crashed, ...)."""
+    oracle: str = ""
+    """The oracle verdict in one line, for the invalid-runs table."""
+    oracle_detail: dict = field(default_factory=dict)
+    """OracleVerdict.to_dict(): every condition's measure, value, bound and whether it holds."""
+    probes: dict = field(default_factory=dict)
+    """The platform probes the run's worker measured."""
+    platform_probe: str | None = None
+    """The probe a platform-dependent case is judged by; None for other cases."""
+    detector_causes: tuple | None = None
+    """The causes the detector declares it can name (None: undeclared, taken as every cause)."""
+    detector_symptoms: tuple | None = None
+    """The symptoms the detector declares it can name (None: undeclared)."""
 
     @property
     def flagged(self) -> bool:
         return bool(self.diagnoses)
+
+    @property
+    def is_trap(self) -> bool:
+        return self.expected_cause == HEALTHY
 
     @property
     def label(self) -> str:
@@ -70,6 +109,78 @@ class ScoreRow:
             return "hit" if self.predicted_cause == self.expected_cause else "wrong_cause"
         return "false_alarm" if self.flagged else "quiet"
 
+    def to_dict(self) -> dict:
+        """Plain JSON data (with the derived `label`, for readers of scores.json; ignored on reading)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k in _TUPLES:
+            out[k] = list(out[k])
+        for k in _SCOPES:
+            out[k] = None if out[k] is None else list(out[k])
+        return _finite(out) | {"label": self.label}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ScoreRow":
+        """The row `to_dict` wrote; a ValueError for another version, an unknown or a missing field."""
+        if d.get("version") != SCORE_VERSION:
+            raise ValueError(f"score row version {d.get('version')!r}, expected {SCORE_VERSION}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names - {"label"})
+        if unknown:
+            raise ValueError(f"unknown score row field(s) {unknown}")
+        kw = {k: v for k, v in d.items() if k in names}
+        for k in _TUPLES:
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        for k in _SCOPES:
+            if kw.get(k) is not None:
+                kw[k] = tuple(kw[k])
+        try:
+            return cls(**kw)
+        except TypeError as e:
+            raise ValueError(str(e)) from None
+
+
+def _finite(o):
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {str(k): _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
+class ScoresFileError(UsageError):
+    """scores.json is absent, unreadable or of another version: say which, and what to run."""
+
+
+def write_scores(path: Path, fingerprint: dict, rows: list[ScoreRow]) -> Path:
+    doc = {"format": "trainwreck-scores", "version": SCORE_VERSION, "fingerprint": _finite(fingerprint),
+           "rows": [r.to_dict() for r in rows]}
+    atomic_write_text(Path(path), json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    return Path(path)
+
+
+def read_scores(path: Path) -> tuple[dict, list[ScoreRow]]:
+    """(fingerprint, rows) of a scores.json; a ScoresFileError naming the file and what to run otherwise."""
+    path = Path(path)
+    fix = "run `trainwreck score` (rescores the cached runs) or `trainwreck bench` to write it"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScoresFileError(f"{path}: no saved scores here; {fix}") from None
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise ScoresFileError(f"{path}: unreadable ({type(e).__name__}); {fix}") from None
+    if not isinstance(doc, dict) or doc.get("version") != SCORE_VERSION or "rows" not in doc:
+        got = doc.get("version") if isinstance(doc, dict) else None
+        raise ScoresFileError(f"{path}: scores of version {got!r}, this trainwreck reads version {SCORE_VERSION}; "
+                              f"{fix}")
+    try:
+        rows = [ScoreRow.from_dict(r) for r in doc["rows"]]
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ScoresFileError(f"{path}: a malformed score row ({e}); {fix}") from None
+    return doc.get("fingerprint") or {}, rows
+
 
 def _top_cause(diagnoses: list[dict]) -> str | None:
     with_cause = [d for d in diagnoses if d.get("cause")]
@@ -79,13 +190,35 @@ def _top_cause(diagnoses: list[dict]) -> str | None:
     return max(enumerate(with_cause), key=lambda t: (t[1]["confidence"], -t[0]))[1]["cause"]
 
 
-def _row(info: DetectorInfo, res: RunResult, answer: dict | None, error: str) -> ScoreRow:
+def _scope(info: DetectorInfo) -> tuple[tuple | None, tuple | None]:
+    """The detector's declared scope as sorted tuples (None: undeclared, or the class does not load)."""
+    try:
+        causes, symptoms = info.scope()
+    except Exception:  # noqa: BLE001 - a class that does not load gets error rows, reported elsewhere
+        return None, None
+    return (None if causes is None else tuple(sorted(causes)),
+            None if symptoms is None else tuple(sorted(symptoms)))
+
+
+def _run_facts(res: RunResult) -> dict:
+    """What the tables say about the run itself, whichever detector scored it."""
+    case = res.spec.case
+    dep = case.platform_dependence
+    return dict(case_title=case.title, sweep_path=case.sweep.path if res.spec.severity is not None else None,
+                outcome=res.record.outcome.status, oracle=res.verdict.summary(),
+                oracle_detail=res.verdict.to_dict(), probes=dict(res.record.environment.probes),
+                platform_probe=dep.probe if dep is not None else None)
+
+
+def _row(info: DetectorInfo, res: RunResult, answer: dict | None, error: str,
+         scope: tuple[tuple | None, tuple | None] = (None, None)) -> ScoreRow:
     case = res.spec.case
     is_fault = res.spec.variant == "broken" and case.cause != HEALTHY
     base = dict(detector=info.name, detector_version=info.version, case_id=case.id, family=case.family,
                 variant=res.spec.variant, seed=res.spec.seed, expected_cause=case.cause,
-                expected_symptoms=tuple(case.symptoms_for(res.record.environment.probes)), is_fault=is_fault, valid=res.verdict.holds,
-                run_key=res.spec.key, severity=res.spec.severity)
+                expected_symptoms=tuple(case.symptoms_for(res.record.environment.probes)), is_fault=is_fault,
+                valid=res.verdict.holds, run_key=res.spec.key, severity=res.spec.severity,
+                detector_causes=scope[0], detector_symptoms=scope[1], **_run_facts(res))
     if answer is None:
         return ScoreRow(**base, error=error or "no answer")
     ds = answer["diagnoses"]
@@ -118,9 +251,10 @@ def score_runs(results: list[RunResult], detectors: list[DetectorInfo], *, jobs:
                         answers[jr.job.key] = (None, f"{jr.status}: {jr.message.splitlines()[0] if jr.message else ''}")
         except RuntimeError as e:  # the detector could not even be loaded
             answers = {k: (None, f"load error: {e}") for k in by_key}
+        scope = _scope(info)
         for r in results:
             ans, err = answers.get(r.spec.key, (None, "not run"))
-            rows.append(_row(info, r, ans, err))
+            rows.append(_row(info, r, ans, err, scope))
         log(f"scored {info.name:<16} on {len(by_key)} runs in {time.monotonic() - t0:.1f}s")
     return rows
 

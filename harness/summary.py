@@ -24,19 +24,45 @@ def layer_config(layer) -> dict:
         return {}
 
 
+def _initializer(cfg: dict, key: str) -> str:
+    init = cfg.get(key)
+    return init.get("class_name", "") if isinstance(init, dict) else str(init or "")
+
+
+def _activation(cfg: dict, key: str) -> str:
+    act = cfg.get(key)
+    return str((act.get("config") or {}).get("name") or act.get("class_name", "")) if isinstance(act, dict) \
+        else str(act or "")
+
+
+def _rate(cfg: dict, *keys: str) -> float:
+    """The first of these config entries that is a number (Dropout's `rate`, a recurrent layer's `dropout`)."""
+    for k in keys:
+        v = cfg.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    return 0.0
+
+
 def layer_summaries(model) -> list[dict]:
-    """One `LayerInfo` dict per layer, in model order. Input layers are skipped: a Sequential model
-    (every corpus model) never lists one, a functional model does, and neither has weights."""
+    """One `LayerInfo` dict per layer, in model order: kind, size, and the configuration a detector
+    reasons about (activation, initializers, dropout, and whether the layer is trainable, so a frozen
+    layer is known as frozen rather than read as a zero gradient). Input layers are skipped: a
+    Sequential model (every corpus model) never lists one, a functional model does, and neither has
+    weights."""
     out = []
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
             continue
         cfg = layer_config(layer)
-        init = cfg.get("kernel_initializer")
-        out.append({"name": layer.name, "kind": type(layer).__name__, "activation": str(cfg.get("activation", "")),
+        out.append({"name": layer.name, "kind": type(layer).__name__, "activation": _activation(cfg, "activation"),
                     "units": int(cfg.get("units") or cfg.get("filters") or 0), "params": int(layer.count_params()),
                     "trainable": bool(layer.trainable),
-                    "kernel_initializer": (init.get("class_name", "") if isinstance(init, dict) else str(init or ""))})
+                    "kernel_initializer": _initializer(cfg, "kernel_initializer"),
+                    "bias_initializer": _initializer(cfg, "bias_initializer"),
+                    "recurrent_activation": _activation(cfg, "recurrent_activation"),
+                    "dropout_rate": _rate(cfg, "rate", "dropout"),
+                    "recurrent_dropout_rate": _rate(cfg, "recurrent_dropout")})
     return out
 
 

@@ -157,7 +157,7 @@ def _evaluate(model, x, y, task: str) -> dict:
     return out
 
 
-def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str) -> dict:
+def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str, trace_every: int = 0) -> dict:
     """Train one run; never raises for a failure of the run itself (that is the outcome).
 
     Who failed, when something raises:
@@ -199,7 +199,8 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str) ->
                             f.batch_size, seed)
     array_shapes = (array_batch_shapes(len(data.x_train), f.batch_size, data.x_train.shape[1:])
                     if fit_in.shapes_seen is None else None)
-    probe = TraceCallback(data.x_train[:PROBE_SIZE], data.y_train[:PROBE_SIZE], fit_in.shapes_seen, array_shapes)
+    probe = TraceCallback(data.x_train[:PROBE_SIZE], data.y_train[:PROBE_SIZE], fit_in.shapes_seen, array_shapes,
+                          trace_every=trace_every)
     callbacks = [probe, keras.callbacks.TerminateOnNaN()]
     if f.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(**f.early_stopping.model_dump()))
@@ -225,7 +226,7 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str) ->
 
     wall = time.perf_counter() - t0
     record = {
-        "key": key, "schema_version": SCHEMA_VERSION, "seed": seed,
+        "key": key, "schema_version": SCHEMA_VERSION, "seed": seed, "trace_every": trace_every,
         "data": profile_data(data.x_train, data.y_train, data.x_val, data.y_val),
         "model": model_summary(model, optimizer=c.optimizer, learning_rate=c.learning_rate, loss=c.loss,
                                metrics=c.metrics, batch_size=f.batch_size, epochs=f.epochs,

@@ -20,7 +20,8 @@ def train(state: dict, payload: dict) -> dict:
 
     from .train import run_task
 
-    out = run_task(payload["task"], payload["seed"], payload["key"], state["backend"], state["device"])
+    out = run_task(payload["task"], payload["seed"], payload["key"], state["backend"], state["device"],
+                   trace_every=int(payload.get("trace_every", 0)))
     # peak resident memory of this worker so far (KiB on Linux); kept out of the record
     out["extras"]["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out

@@ -70,9 +70,10 @@ def test_unknown_case_filter_exits_2_with_suggestion():
     assert r.returncode == 2 and "did you mean 'lr-divergence'" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_score_without_cache_is_a_usage_error(tmp_path):
+def test_score_without_cache_lists_what_is_missing_and_what_to_run(tmp_path):
+    """score never trains: the missing records are the failure (exit 1), with the command that makes them."""
     r = run_cli("score", "--results", str(tmp_path), "--case", "lr-divergence", "-q")
-    assert r.returncode == 2 and "not cached" in r.stderr
+    assert r.returncode == 1 and "missing" in r.stderr and "trainwreck run" in r.stderr, r.stderr
 
 
 def test_ls_registries():

@@ -146,6 +146,39 @@ class Steady(Detector):
         return []
 
 
+class OutOfScopeCause(Detector):
+    """Declares itself symptom-only, then names a cause."""
+    name, needs = "out-of-scope-cause", frozenset()
+    causes, symptoms = frozenset(), frozenset({"nan_loss"})
+
+    def diagnose(self, record):
+        return [Diagnosis(cause="lr_too_high", symptom="nan_loss")]
+
+
+class OutOfScopeSymptom(Detector):
+    name, needs = "out-of-scope-symptom", frozenset()
+    causes, symptoms = frozenset({"lr_too_high"}), frozenset({"nan_loss"})
+
+    def diagnose(self, record):
+        return [Diagnosis(cause="lr_too_high", symptom="divergence")]
+
+
+class BadScopeTerm(Detector):
+    name, needs = "bad-scope-term", frozenset()
+    causes = frozenset({"lr_too_hgh"})
+
+    def diagnose(self, record):
+        return []
+
+
+class InScope(Detector):
+    name, needs = "in-scope", frozenset()
+    causes, symptoms = frozenset({"lr_too_high"}), frozenset()
+
+    def diagnose(self, record):
+        return [Diagnosis(cause="lr_too_high")]
+
+
 def test_good_detector_passes():
     assert set(check_detector(Good).values()) == {"passed"}
     assert set(check_detector(NanGuard()).values()) == {"passed"}   # an instance is accepted too
@@ -164,6 +197,9 @@ def test_good_detector_passes():
     (Mutates, "check_no_mutation"),
     (DisagreesOnline, "check_online_agreement"),
     (NoName, "check_metadata"),
+    (OutOfScopeCause, "check_within_scope"),
+    (OutOfScopeSymptom, "check_within_scope"),
+    (BadScopeTerm, "check_metadata"),
 ])
 def test_kit_catches_bad_detector(cls, check):
     with pytest.raises(AssertionError) as err:
@@ -182,6 +218,14 @@ def test_each_named_check_catches_its_own_fault():
         CHECKS["check_deterministic"](NonDeterministic)
     with pytest.raises(AssertionError, match="check_valid_terms failed for detector 'unknown-cause-bypassed'"):
         CHECKS["check_valid_terms"](UnknownCauseBypassed)
+
+
+def test_scope_check_names_the_term_and_passes_an_in_scope_detector():
+    with pytest.raises(AssertionError, match="cause 'lr_too_high' is outside the declared causes"):
+        CHECKS["check_within_scope"](OutOfScopeCause)
+    with pytest.raises(AssertionError, match="symptom 'divergence' is outside the declared symptoms"):
+        CHECKS["check_within_scope"](OutOfScopeSymptom)
+    assert set(check_detector(InScope).values()) == {"passed"}
 
 
 def test_expected_failed_checks():

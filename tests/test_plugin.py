@@ -75,3 +75,22 @@ def test_misbehaving_detectors_are_error_rows_and_the_bench_completes(corpus_res
     assert all("TypeError" in x["error"] or "AttributeError" in x["error"] for x in by_det["mutating"])
     strict = run_cli(*args, "--strict")
     assert strict.returncode == 1
+
+
+@pytest.mark.slow
+def test_a_detector_that_needs_steps_gets_the_per_step_trace(tmp_path):
+    """The example's BatchLossSpike declares "steps": bench records every 10th batch for it, and its
+    diagnoses come from those step rows (lr-divergence's batch loss climbs within the first epochs)."""
+    import os
+
+    env = {"PYTHONPATH": os.pathsep.join([str(EXAMPLE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    r = run_cli("bench", "--results", str(tmp_path), "--case", "lr-divergence", "--seeds", "0", "--no-sweeps",
+                "--detector-spec", "trainwreck_example_detector:BatchLossSpike", "--no-plots", "-q", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    records = [json.loads(p.read_text())["record"] for p in (tmp_path / "runs").glob("*.json")]
+    assert records and all(rec["trace_every"] == 10 for rec in records)
+    assert all(any(ep["step_trace"] for ep in rec["trace"]) for rec in records)
+    out = next(tmp_path.glob("filtered/*/scores.json"))
+    rows = json.loads(out.read_text())["rows"]
+    broken = [x for x in rows if x["detector"] == "batch-loss-spike" and x["variant"] == "broken"]
+    assert broken and not broken[0]["error"] and broken[0]["diagnoses"], broken

@@ -71,6 +71,15 @@ def test_outcome_status_must_be_an_outcome():
     (lambda d: d["trace"][2]["grad_norms"].update(dense_1="big"), "trace[2].grad_norms.dense_1"),
     (lambda d: d["trace"][0].update(completed="yes"), "trace[0].completed"),
     (lambda d: d.update(environment={"probes": {"relu_nan": 0}}), "environment.probes.relu_nan"),
+    (lambda d: d["model"]["layers"][0].update(dropout_rate="high"), "model.layers[0].dropout_rate"),
+    (lambda d: d["model"]["layers"][0].update(trainable=0), "model.layers[0].trainable"),
+    (lambda d: d["trace"][0].update(learning_rate="0.1"), "trace[0].learning_rate"),
+    (lambda d: d["trace"][0].update(step_trace=[{"step": "1"}]), "trace[0].step_trace[0].step"),
+    (lambda d: d["trace"][0].update(step_trace=[{"step": 0, "grad_nonfinite": {"dense_1": 0.5}}]),
+     "trace[0].step_trace[0].grad_nonfinite.dense_1"),
+    (lambda d: d["trace"][0].update(step_trace=[{"step": 0, "activation_quantiles": {"dense_1": 0.5}}]),
+     "trace[0].step_trace[0].activation_quantiles.dense_1"),
+    (lambda d: d.update(trace_every=1.5), "trace_every"),
 ])
 def test_types_are_checked(mutate, where):
     d = healthy_dict()

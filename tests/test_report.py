@@ -12,15 +12,16 @@ import subprocess
 import pytest
 
 from .conftest import run_cli
+from .test_scores_report import SMALL, small_cache, small_specs  # noqa: F401 - fixtures: two small cases, seed 0
 
 pytestmark = pytest.mark.slow
 
-TABLES = ("leaderboard", "matrix", "per_cause", "confusion", "severity", "platform", "invalid")
-CASES = ["--case", "lr-divergence", "--case", "ragged-generator"]
+TABLES = ("leaderboard", "matrix", "per_cause", "confusion", "significance", "severity", "platform", "invalid")
+CASES = ["--case", SMALL[0], "--case", SMALL[1], "--seeds", "0"]
 
 
 @pytest.fixture(scope="module")
-def scored(corpus_results, results_dir, tmp_path_factory):
+def scored(small_cache, results_dir, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("report")
     r = run_cli("score", "--results", str(results_dir), "--out", str(out), *CASES)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -43,30 +44,38 @@ def test_every_table_in_every_format_with_fingerprint(scored):
         body = [ln for ln in lines if not ln.startswith("#")]
         assert list(csv.reader(body))[0] == doc["headers"]
     plots = sorted(p.stem for p in (out / "plots").glob("*.png"))
-    assert plots == ["lr-divergence", "ragged-generator"]
+    assert plots == sorted(SMALL)
     assert (out / "plots" / "lr-divergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_latex_is_booktabs_and_compiles(scored, tmp_path):
+def test_latex_is_booktabs_fits_the_page_and_compiles(scored, tmp_path):
     out, _ = scored
-    tex = (out / "leaderboard.tex").read_text()
-    body = [ln for ln in tex.splitlines() if not ln.startswith("%")]
-    assert body[0].startswith("\\begin{tabular}") and body[-1] == "\\end{tabular}"
-    assert [ln for ln in body if ln in ("\\toprule", "\\midrule", "\\bottomrule")] == \
-        ["\\toprule", "\\midrule", "\\bottomrule"]
-    n_cols = len(json.loads((out / "leaderboard.json").read_text())["headers"])
-    for ln in body[2:-2]:
-        if ln.endswith("\\\\"):
-            assert len(re.split(r"(?<!\\)&", ln)) == n_cols, ln
+    for t in TABLES:
+        doc = json.loads((out / f"{t}.json").read_text())
+        tex = (out / f"{t}.tex").read_text()
+        body = [ln for ln in tex.splitlines() if not ln.startswith("%")]
+        assert (body[0] == "\\resizebox{\\textwidth}{!}{%") == (len(doc["headers"]) >= 6 or any(
+            len(str(c)) > 60 for r in doc["rows"] for c in r)), t      # a wide table is scaled to the text width
+        if body[0].startswith("\\resizebox"):
+            assert body[-2:] == ["\\end{tabular}%", "}"], t
+            body = body[1:-1]
+            body[-1] = body[-1].rstrip("%")
+        assert body[0].startswith("\\begin{tabular}") and body[-1] == "\\end{tabular}", t
+        assert [ln for ln in body if ln in ("\\toprule", "\\midrule", "\\bottomrule")] == \
+            ["\\toprule", "\\midrule", "\\bottomrule"], t
+        for ln in body[2:-2]:
+            if ln.endswith("\\\\"):
+                assert len(re.split(r"(?<!\\)&", ln)) == len(doc["headers"]), ln
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex not installed; structure checked only")
     doc = tmp_path / "doc.tex"
     doc.write_text("\\documentclass{article}\n\\usepackage[utf8]{inputenc}\n\\usepackage{booktabs}\n"
-                   "\\usepackage{textcomp}\n\\begin{document}\n"
+                   "\\usepackage{graphicx}\n\\usepackage{textcomp}\n\\begin{document}\n"
                    + "".join(f"\\input{{{out / t}.tex}}\n\n" for t in TABLES) + "\\end{document}\n")
     r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:]
+    assert "Overfull \\hbox" not in r.stdout
 
 
 def test_rescoring_matches_and_is_fast(scored, results_dir, tmp_path):
@@ -81,11 +90,11 @@ def test_rescoring_matches_and_is_fast(scored, results_dir, tmp_path):
     a = json.loads((out / "leaderboard.json").read_text())
     b = json.loads((again / "leaderboard.json").read_text())
     assert comparable(a["headers"], a["rows"]) == comparable(b["headers"], b["rows"])
-    for t in ("matrix", "per_cause", "confusion"):
+    for t in ("matrix", "per_cause", "confusion", "significance"):
         assert json.loads((out / f"{t}.json").read_text())["rows"] == json.loads((again / f"{t}.json").read_text())["rows"]
 
 
-def test_reproduce_reports_identical(results_dir, corpus_results, tmp_path):
+def test_reproduce_reports_identical(results_dir, small_cache, tmp_path):  # noqa: F811
     out = tmp_path / "one"
     r = run_cli("score", "--results", str(results_dir), "--out", str(out), "--case", "lr-divergence",
                 "--seeds", "0", "-d", "autotrainer", "-d", "nan-guard", "--no-plots", "-q")

@@ -24,7 +24,7 @@ def main(args) -> int:
     print(f"{len(cases)} cases valid")
     detectors = detectors_for(args)   # a bad spec or broken plugin stops here, before any training
     t0 = time.monotonic()
-    results = run_selection(args, cases)
+    results = run_selection(args, cases, detectors=detectors)
     scores = score_results(args, results, detectors)
     write_report(args, results, scores)
     print(f"bench finished in {time.monotonic() - t0:.1f}s")

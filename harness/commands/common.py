@@ -8,24 +8,32 @@ from trainwreck import api
 from trainwreck.errors import EXIT_FAILED, EXIT_OK
 from trainwreck.options import command_line, progress_enabled, results_dir, seeds
 
-__all__ = ["selected_cases", "run_selection", "cached_selection", "detectors_for", "score_results",
-           "write_report", "oracle_summary", "exit_for", "oracle_figures", "setting_runner"]
+__all__ = ["selected_cases", "trace_every", "run_selection", "cached_selection", "detectors_for", "score_results",
+           "write_report", "write_saved_report", "uncached_runs", "selection", "report_dir", "oracle_summary",
+           "exit_for", "oracle_figures", "setting_runner"]
 
 
 def selected_cases(args):
     return api.load_cases(args.cases, case=getattr(args, "case", None), family=getattr(args, "family", None))
 
 
-def run_selection(args, cases, log=print, *, sweeps: bool | None = None):
+def trace_every(args, detectors=()) -> int:
+    """--trace-every, else the resolution the selected detectors need (per epoch when none is selected)."""
+    return api.trace_resolution(detectors, getattr(args, "trace_every", None))
+
+
+def run_selection(args, cases, log=print, *, sweeps: bool | None = None, detectors=()):
     return api.run(cases, seeds=seeds(args), backend=args.backend, device=args.device,
+                   trace_every=trace_every(args, detectors),
                    sweeps=getattr(args, "sweeps", False) if sweeps is None else sweeps,
                    results=results_dir(args), jobs=args.jobs, timeout=args.timeout,
                    memory_limit_mb=args.memory_limit, executor=args.executor, ray_address=args.ray_address,
                    progress=progress_enabled(args), log=log)
 
 
-def cached_selection(args, cases, *, backend: str | None = None, sweeps: bool = True):
+def cached_selection(args, cases, *, backend: str | None = None, sweeps: bool = True, detectors=()):
     return api.cached(cases, seeds=seeds(args), backend=backend or args.backend, device=args.device,
+                      trace_every=trace_every(args, detectors),
                       results=results_dir(args), sweeps=sweeps, log=print)
 
 
@@ -40,13 +48,61 @@ def score_results(args, results, detectors, log=print) -> api.Scores:
     return scores
 
 
+def selection(args) -> dict | None:
+    """The filters of the command line as data (None: the full corpus, every detector)."""
+    dets = list(getattr(args, "detector", None) or []) + list(getattr(args, "detector_spec", None) or [])
+    return api.selection_of(case=getattr(args, "case", None), family=getattr(args, "family", None),
+                            seeds=seeds(args), detectors=dets)
+
+
+def report_dir(args) -> Path:
+    """--out, else the results directory for the full corpus, else results/filtered/<hash of the filters>/."""
+    return api.output_dir(results_dir(args), selection(args), getattr(args, "out", None))
+
+
 def write_report(args, results, scores: api.Scores, log=print) -> None:
-    out = Path(args.out) if args.out else results_dir(args)
-    rep = api.report(results, scores, out=out, command=command_line(args), plots=not args.no_plots)
-    log(f"wrote {len(rep.paths)} table files and {len(rep.plots)} plots under {out}")
+    out = report_dir(args)
+    rep = api.report(results, scores, out=out, command=command_line(args), plots=not args.no_plots,
+                     selection=selection(args), cases=args.cases)
+    _wrote(args, rep, out, log)
+
+
+def _wrote(args, rep, out: Path, log=print) -> None:
+    log(f"wrote {len(rep.paths)} table files, {len(rep.plots)} plots and {len(rep.site)} HTML pages under {out}"
+        + ("" if out == results_dir(args) or getattr(args, "out", None) else
+           " (a filtered selection: the full-corpus tables are left as they are)"))
     md = out / "leaderboard.md"
     if md.exists() and not args.quiet:
         print(md.read_text())
+
+
+def write_saved_report(args, fingerprint: dict, rows, log=print) -> Path:
+    """The tables of saved score rows (scores.json), written where their selection says (the saved one and
+    the command line's filters), so a filtered scores.json never lands on the full-corpus tables; nothing runs."""
+    out = api.output_dir(results_dir(args), fingerprint.get("selection"), getattr(args, "out", None))
+    rep = api.report_rows(rows, fingerprint, out=out, cases=args.cases)
+    _wrote(args, rep, out, log)
+    return out
+
+
+def uncached_runs(args, cases, *, backend: str | None = None, detectors=()) -> list[str]:
+    """One line per run of the selection that the cache lacks or holds damaged, read without training
+    or deleting anything (sweep points are optional and not listed)."""
+    from trainwreck.store import CorruptRecord, RunStore
+
+    specs = api.plan_runs(cases, seeds=seeds(args), backend=backend or args.backend, device=args.device,
+                          trace_every=trace_every(args, detectors))
+    store = RunStore(results_dir(args) / "runs")
+    problems = []
+    for spec in specs:
+        if spec.severity is not None:
+            continue
+        try:
+            if store.get(spec.key) is None:
+                problems.append(f"missing  {spec.label}: no record {store.path(spec.key)}")
+        except CorruptRecord as e:
+            problems.append(f"corrupt  {spec.label}: {e}")
+    return problems
 
 
 def oracle_summary(results, log=print) -> int:

@@ -11,13 +11,15 @@ import math
 
 from trainwreck.detectors import Diagnosis, OnlineDetector
 
-__all__ = ["LossGoesUp"]
+__all__ = ["LossGoesUp", "BatchLossSpike"]
 
 
 class LossGoesUp(OnlineDetector):
     name = "loss-goes-up"
     version = "0.1.0"
     needs = frozenset({"trace"})
+    causes = frozenset({"lr_too_high"})      # its scope: what it can ever name
+    symptoms = frozenset({"divergence"})
 
     def __init__(self):
         self.first = None
@@ -34,4 +36,22 @@ class LossGoesUp(OnlineDetector):
             self.fired = True
             return [Diagnosis(cause="lr_too_high", symptom="divergence", confidence=0.6, epoch=epoch,
                               evidence=f"loss rose from {self.first:.4g} to {loss:.4g} by epoch {epoch}")]
+        return []
+
+
+class BatchLossSpike(OnlineDetector):
+    """Asks for the per-step trace: "steps" in `needs` makes `trainwreck bench` record every 10th
+    batch (or every K-th with --trace-every K), and fills `trace.step_trace` with StepTrace rows
+    (the batch's own loss, gradient percentiles on that batch, activation quantiles, ...)."""
+    name = "batch-loss-spike"
+    version = "0.1.0"
+    needs = frozenset({"trace", "steps"})
+    causes = frozenset()                     # symptom-only: scored "n/a" in the cause columns
+    symptoms = frozenset({"divergence"})
+
+    def on_epoch_end(self, epoch, trace, record):
+        losses = [s.loss for s in trace.step_trace if math.isfinite(s.loss)]
+        if len(losses) >= 2 and losses[-1] > 10 * min(losses):
+            return [Diagnosis(symptom="divergence", confidence=0.5, epoch=epoch,
+                              evidence=f"batch loss {min(losses):.4g} -> {losses[-1]:.4g} within epoch {epoch}")]
         return []
