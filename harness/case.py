@@ -13,18 +13,20 @@ executed or imported.
 from __future__ import annotations
 
 import copy
+import re
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_serializer, model_validator)
 
 from . import taxonomy
 from .datasets import DATASETS
-from .models import MODELS
+from .models import MODELS, LayersModel, LayerSpecError
 from .oracle import DIRECTIONS, MEASURES, direction_of
 from .pipelines import PIPELINES
 from .record import OUTCOMES
@@ -56,29 +58,183 @@ class EarlyStopping(_Strict):
     restore_best_weights: bool = True
 
 
-class CompileSpec(_Strict):
-    optimizer: Literal["sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam", "adadelta"] = "adam"
-    learning_rate: float = Field(0.001, gt=0, le=1000)
-    momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
+#: Built-in optimizer classes a case may name, with the arguments each takes besides the common ones.
+_OPTIMIZER_COMMON = {"learning_rate": (float, int), "weight_decay": (float, int, type(None)),
+                     "clipnorm": (float, int, type(None)), "clipvalue": (float, int, type(None)),
+                     "global_clipnorm": (float, int, type(None)), "use_ema": (bool,), "ema_momentum": (float,),
+                     "gradient_accumulation_steps": (int, type(None))}
+_ADAM = {"beta_1": (float,), "beta_2": (float,), "epsilon": (float,), "amsgrad": (bool,)}
+OPTIMIZER_ARGS: dict[str, dict[str, tuple]] = {
+    "SGD": {"momentum": (float, int), "nesterov": (bool,)},
+    "Adam": _ADAM, "AdamW": _ADAM, "Nadam": {"beta_1": (float,), "beta_2": (float,), "epsilon": (float,)},
+    "Adamax": {"beta_1": (float,), "beta_2": (float,), "epsilon": (float,)},
+    "RMSprop": {"rho": (float,), "momentum": (float, int), "epsilon": (float,), "centered": (bool,)},
+    "Adagrad": {"initial_accumulator_value": (float,), "epsilon": (float,)},
+    "Adadelta": {"rho": (float,), "epsilon": (float,)},
+    "Lion": {"beta_1": (float,), "beta_2": (float,)},
+}
+_XENT = {"from_logits": (bool,), "label_smoothing": (float, int), "axis": (int,)}
+#: Built-in loss classes a case may name, with their arguments.
+LOSS_ARGS: dict[str, dict[str, tuple]] = {
+    "BinaryCrossentropy": _XENT, "CategoricalCrossentropy": _XENT,
+    "SparseCategoricalCrossentropy": {"from_logits": (bool,), "ignore_class": (int, type(None))},
+    "BinaryFocalCrossentropy": {**_XENT, "gamma": (float, int), "alpha": (float,), "apply_class_balancing": (bool,)},
+    "MeanSquaredError": {}, "MeanAbsoluteError": {}, "MeanSquaredLogarithmicError": {},
+    "MeanAbsolutePercentageError": {}, "Huber": {"delta": (float, int)}, "LogCosh": {}, "Hinge": {},
+    "SquaredHinge": {}, "KLDivergence": {}, "Poisson": {},
+}
+LossName = Literal["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+                   "mse", "mae", "huber", "hinge", "squared_hinge", "msle", "mape", "log_cosh", "kl_divergence",
+                   "poisson", "binary_focal_crossentropy", "mean_squared_error", "mean_absolute_error"]
+OptimizerName = Literal["sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam", "adadelta", "adamax", "lion"]
+
+
+def _keras_object(v: Any, table: dict[str, dict[str, tuple]], what: str) -> Any:
+    """A {ClassName: {argument: value}} mapping checked against its allowlist table (no import of Keras)."""
+    if not isinstance(v, dict):
+        return v
+    if len(v) != 1:
+        raise ValueError(f"expected one {what}: {{ClassName: {{argument: value}}}}, got {len(v)} keys")
+    (name, kw), = v.items()
+    if name not in table:
+        raise ValueError(f"unknown {what} class '{name}'; {suggest(str(name), sorted(table))}"
+                         f"valid: {', '.join(sorted(table))}")
+    kw = {} if kw is None else kw
+    if not isinstance(kw, dict):
+        raise ValueError(f"{name}: expected a mapping of its arguments, got {kw!r}")
+    args = {**(_OPTIMIZER_COMMON if what == "optimizer" else {"name": (str,), "reduction": (str,)}), **table[name]}
+    for arg, value in kw.items():
+        if arg not in args:
+            raise ValueError(f"{name} takes no argument '{arg}'; {suggest(str(arg), sorted(args))}"
+                             f"takes: {', '.join(sorted(args))}")
+        types = args[arg]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ValueError(f"{name}.{arg}: expected {want}, got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value != value:
+            raise ValueError(f"{name}.{arg}: NaN is not a value")
+    if what == "optimizer" and not 0 < kw.get("learning_rate", 0.001) <= 1000:
+        raise ValueError(f"{name}.learning_rate: expected a value in (0, 1000], got {kw['learning_rate']}")
+    return {name: dict(kw)}
+
+
+class _Stable(_Strict):
+    """A spec whose newer fields are left out of its dump while they hold their defaults, so the cache
+    key of a case that does not use them is what it was before they existed."""
+    _NEW: tuple[str, ...] = ()
+
+    @model_serializer(mode="wrap")
+    def _drop_defaults(self, handler):
+        out = handler(self)
+        for name in self._NEW:
+            if name in out and getattr(self, name) == type(self).model_fields[name].get_default(call_default_factory=True):
+                del out[name]
+        return out
+
+
+class CompileSpec(_Stable):
+    optimizer: OptimizerName | dict[str, Any] = Field(
+        "adam", description="a name, or a built-in class with its arguments: {SGD: {learning_rate: 0.1, momentum: 0.9}}")
+    learning_rate: float = Field(0.001, gt=0, le=1000, description="with an optimizer given by name")
+    momentum: float = Field(0.0, ge=0, lt=1, description="sgd given by name only")
     clipnorm: float | None = Field(None, gt=0)
-    loss: Literal["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
-                  "mse", "mae", "huber", "hinge"] = "sparse_categorical_crossentropy"
-    metrics: list[Literal["accuracy", "mae", "mse"]] = Field(default_factory=lambda: ["accuracy"], max_length=4)
+    loss: LossName | dict[str, Any] = Field(
+        "sparse_categorical_crossentropy",
+        description="a name, or a built-in class with its arguments: {BinaryCrossentropy: {label_smoothing: 0.1}}")
+    metrics: list[Literal["accuracy", "mae", "mse", "auc", "precision", "recall", "binary_accuracy",
+                          "categorical_accuracy", "sparse_categorical_accuracy"]] = Field(
+        default_factory=lambda: ["accuracy"], max_length=4)
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer(cls, v: Any) -> Any:
+        return _keras_object(v, OPTIMIZER_ARGS, "optimizer")
+
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, v: Any) -> Any:
+        return _keras_object(v, LOSS_ARGS, "loss")
+
+    @property
+    def optimizer_name(self) -> str:
+        return self.optimizer.lower() if isinstance(self.optimizer, str) else next(iter(self.optimizer)).lower()
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the run starts with, whichever form gave it."""
+        if isinstance(self.optimizer, dict):
+            return float(next(iter(self.optimizer.values())).get("learning_rate", 0.001))
+        return self.learning_rate
+
+    @property
+    def loss_name(self) -> str:
+        return self.loss if isinstance(self.loss, str) else next(iter(self.loss))
 
 
-class FitSpec(_Strict):
+#: Callbacks a case may attach, with the arguments each takes.
+CALLBACK_ARGS: dict[str, dict[str, tuple]] = {
+    "EarlyStopping": {"monitor": (str,), "min_delta": (float, int), "patience": (int,), "mode": (str,),
+                      "baseline": (float, int, type(None)), "restore_best_weights": (bool,), "start_from_epoch": (int,)},
+    "ReduceLROnPlateau": {"monitor": (str,), "factor": (float,), "patience": (int,), "mode": (str,),
+                          "min_delta": (float, int), "cooldown": (int,), "min_lr": (float, int)},
+    "TerminateOnNaN": {},
+}
+
+
+class FitSpec(_Stable):
+    _NEW = ("validation_split", "steps_per_epoch", "initial_epoch", "callbacks")
     epochs: int = Field(10, ge=1, le=200)
     batch_size: int = Field(32, ge=1, le=4096)
     shuffle: bool = True
-    class_weight: Literal["balanced"] | None = None
+    class_weight: Literal["balanced"] | dict[int, float] | None = Field(
+        None, description="balanced, or a weight per class label: {0: 1, 1: 5}")
     early_stopping: EarlyStopping | None = None
+    validation_split: float = Field(0.0, ge=0, lt=1, description="Keras holds out this fraction of the training "
+                                                                 "data as validation (instead of the case's val split)")
+    steps_per_epoch: int | None = Field(None, ge=1, le=10_000)
+    initial_epoch: int = Field(0, ge=0, le=199)
+    callbacks: list[dict[str, Any]] = Field(default_factory=list, max_length=4,
+                                            description="each {EarlyStopping: {...}} or {ReduceLROnPlateau: {...}}")
+
+    @field_validator("epochs", "batch_size", "steps_per_epoch", "initial_epoch", mode="before")
+    @classmethod
+    def _no_bool(cls, v: Any) -> Any:
+        """YAML's `epochs: true` is a bool, which pydantic would read as 1."""
+        if isinstance(v, bool):
+            raise ValueError(f"expected an integer, got {v!r}")
+        return v
+
+    @field_validator("callbacks")
+    @classmethod
+    def _callbacks(cls, v: list) -> list:
+        table = {k: {**a} for k, a in CALLBACK_ARGS.items()}
+        out = []
+        for i, cb in enumerate(v):
+            try:
+                out.append(_keras_object(cb, table, "callback"))
+            except ValueError as e:
+                raise ValueError(f"callbacks.{i}: {e}") from None
+        return out
+
+
+def _model_form(v: Any) -> str:
+    """Which of the two model forms a case wrote: Keras layers, or a registered model by name."""
+    has_layers = isinstance(v, dict) and "layers" in v or isinstance(v, LayersModel)
+    return _LAYERS_TAG if has_layers else _NAMED_TAG
+
+
+_LAYERS_TAG, _NAMED_TAG = "<layers-form>", "<named-form>"
+
+ModelSpec = Annotated[Annotated[Component, Tag(_NAMED_TAG)] | Annotated[LayersModel, Tag(_LAYERS_TAG)],
+                      Discriminator(_model_form)]
 
 
 class Task(_Strict):
     """Everything needed to train one run; the base and each variant resolve to one."""
     dataset: Component
     transforms: list[Component] = Field(default_factory=list, max_length=10)
-    model: Component
+    model: ModelSpec = Field(description="{name:, params:} for a registered model, or {layers: [...], trainable:} "
+                                         "in the keras.layers vocabulary")
     pipeline: Component = Field(default_factory=lambda: Component(name="arrays"))
     compile: CompileSpec = Field(default_factory=CompileSpec)
     fit: FitSpec = Field(default_factory=FitSpec)
@@ -97,6 +253,19 @@ class Condition(_Strict):
     in_: list[str] | None = Field(None, alias="in", description="allowed values of a categorical measure")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "Condition":
+        """A condition with no bound holds for every run; min > max for none; NaN compares false always."""
+        for name in ("min", "max"):
+            v = getattr(self, name)
+            if v is not None and v != v:
+                raise ValueError(f"{name} is NaN, which no value meets; give a number")
+        if self.min is None and self.max is None and self.in_ is None:
+            raise ValueError("a condition needs a bound: min, max or in")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}: no run can meet it")
+        return self
 
     @field_validator("measure")
     @classmethod
@@ -228,6 +397,8 @@ class Case(_Strict):
     base: Task
     broken: dict[str, Any] = Field(default_factory=dict, description="override of base for the broken run")
     fixed: dict[str, Any] = Field(default_factory=dict, description="override of base for the fixed run")
+    no_fix: bool = Field(False, description="a healthy trap with nothing to fix: its fixed run is its broken run "
+                                            "(otherwise broken and fixed must resolve to different tasks)")
     oracle: Oracle
     sweep: Sweep | None = Field(None, description="optional severity sweep over the broken variant")
     backend_notes: dict[Literal["tensorflow", "jax", "torch"], str] = Field(
@@ -254,6 +425,18 @@ class Case(_Strict):
         """The symptoms a broken run shows, given the platform probe readings of its worker."""
         alt = self._platform(probes)
         return alt.symptoms if alt is not None and alt.symptoms is not None else self.symptoms
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        """Seeds feed keras.utils.set_random_seed (NumPy takes [0, 2**32)); a repeated seed is a run counted twice."""
+        for i, seed in enumerate(v):
+            if not 0 <= seed < 2 ** 32:
+                raise ValueError(f"seeds.{i}: expected a seed in [0, 2**32), got {seed}")
+        dup = sorted({s for s in v if v.count(s) > 1})
+        if dup:
+            raise ValueError(f"seed {dup[0]} is repeated; each seed must be a different run")
+        return v
 
     @field_validator("cause")
     @classmethod
@@ -298,6 +481,20 @@ class _GuardedLoader(yaml.SafeLoader):
     def __init__(self, stream):
         super().__init__(stream)
         self._depth = 0
+
+    def construct_mapping(self, node, deep=False):
+        """A key written twice is an error: PyYAML would silently keep the last (`cause:` twice)."""
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:
+                continue  # an unhashable key: the constructor reports it
+            if first != key_node.start_mark.line + 1:
+                raise yaml.YAMLError(f"duplicate key '{key}' (line {key_node.start_mark.line + 1}, "
+                                     f"first on line {first})")
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -355,7 +552,8 @@ def _vocabulary() -> list[str]:
 def _expected(err: dict) -> str:
     if err["type"] == "extra_forbidden":
         key = str(err["loc"][-1])
-        return f"unknown key '{key}'; {suggest(key, _vocabulary())}".rstrip()
+        hint = suggest(key, [v for v in _vocabulary() if v != key]).strip()  # never the rejected key itself
+        return f"unknown key '{key}'; {hint}" if hint else f"unknown key '{key}'"
     if err["type"] == "missing":
         return "required field is missing"
     msg = err["msg"]
@@ -367,23 +565,46 @@ def _expected(err: dict) -> str:
 def _errors(file: str, prefix: str, exc: ValidationError) -> list[CaseError]:
     out = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = ".".join(str(p) for p in err["loc"] if p not in (_LAYERS_TAG, _NAMED_TAG))
         out.append(CaseError(file, ".".join(p for p in (prefix, loc) if p), _expected(err)))
     return out
 
 
-def deep_merge(base: dict, override: dict) -> dict:
+def _by_index(base: list, override: dict) -> list:
+    """A list changed at some indices: `layers: {1: {Dense: {units: 2}}}` merges into the second layer only."""
     out = copy.deepcopy(base)
     for k, v in override.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        if not 0 <= k < len(out):
+            raise KeyError(f"index {k} is outside the list of {len(out)} items it overrides")
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out[k], dict) else copy.deepcopy(v)
+    return out
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Mappings merge, a mapping with integer keys merges into a list by index, everything else replaces."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        old = out.get(k)
+        if isinstance(v, dict) and isinstance(old, dict):
+            out[k] = deep_merge(old, v)
+        elif isinstance(v, dict) and isinstance(old, list) and v and all(type(i) is int for i in v):
+            out[k] = _by_index(old, v)
+        else:
+            out[k] = copy.deepcopy(v)
     return out
 
 
 def _check_components(file: str, prefix: str, task: Task) -> list[CaseError]:
     """Names resolve in their registries and params validate against each component's schema."""
     out: list[CaseError] = []
-    slots: list[tuple[str, Component, Registry]] = [
-        ("dataset", task.dataset, DATASETS), ("model", task.model, MODELS), ("pipeline", task.pipeline, PIPELINES)]
+    slots: list[tuple[str, Component, Registry]] = [("dataset", task.dataset, DATASETS), ("pipeline", task.pipeline, PIPELINES)]
+    if isinstance(task.model, LayersModel):
+        try:
+            task.model.checked()
+        except LayerSpecError as e:
+            out.append(CaseError(file, f"{prefix}.model.{e.where}", str(e)))
+    else:
+        slots.append(("model", task.model, MODELS))
     slots += [(f"transforms.{i}", c, TRANSFORMS) for i, c in enumerate(task.transforms)]
     for where, comp, reg in slots:
         path = f"{prefix}.{where}"
@@ -443,12 +664,17 @@ def _validate(data: Any, file: str, family: str) -> Case:
         raise CaseErrors(_errors(file, "", e)) from None
     base_errors = _check_components(file, "base", case.base)
     errors = list(base_errors)
+    resolved: dict[str, Task] = {}
     for variant in VARIANTS:
         try:
             task = resolve_variant(case, variant)
+        except KeyError as e:
+            errors.append(CaseError(file, variant, str(e.args[0])))
+            continue
         except ValidationError as e:
             errors += _errors(file, variant, e)
             continue
+        resolved[variant] = task
         inherited = {(e.field.replace("base", variant, 1), e.message) for e in base_errors}
         errors += [e for e in _check_components(file, variant, task) if (e.field, e.message) not in inherited]
     if case.sweep is not None:
@@ -466,12 +692,61 @@ def _validate(data: Any, file: str, family: str) -> Case:
     stem = Path(file).stem
     if case.id != stem:
         errors.append(CaseError(file, "id", f"expected '{stem}' (the file name), got '{case.id}'"))
-    if case.broken == case.fixed:
-        errors.append(CaseError(file, "fixed", "expected an override that differs from 'broken'"))
+    errors += _check_fix(file, case, resolved)
+    errors += _check_oracle_keys(file, case, resolved)
     if errors:
         raise CaseErrors(errors)
     object.__setattr__(case, "_family", family)
     return case
+
+
+#: What `_evaluate` adds to a classification run's test scores beside Keras's own (harness/train.py).
+_TEST_EXTRAS = ("balanced_accuracy", "macro_f1", "minority_recall", "top_class_share")
+
+
+def _producible(task: Task, measure: str) -> list[str]:
+    """The keys a run of this task can log for `measure` to read: its loss and metrics, as Keras names them."""
+    names = ["loss", *task.compile.metrics]
+    if measure in ("val_minus_test", "train_minus_val"):
+        return names
+    if measure == "test":
+        return [*names, *_TEST_EXTRAS]
+    return [*names, *(f"val_{n}" for n in names), "learning_rate"]
+
+
+def _check_oracle_keys(file: str, case: Case, resolved: dict[str, Task]) -> list[CaseError]:
+    """A condition reading a key no run of its variant logs (`val_mea`) would hold as NaN and fail every run."""
+    out = []
+    for variant, task in resolved.items():
+        for i, cond in enumerate(getattr(case.oracle, variant)):
+            if cond.key is None or not MEASURES.get(cond.measure).needs_key or re.search(r"_\d+$", cond.key):
+                continue
+            valid = _producible(task, cond.measure)
+            if cond.key not in valid:
+                hint = suggest(cond.key, [v for v in valid if v != cond.key]).strip()
+                out.append(CaseError(file, f"oracle.{variant}.{i}.key",
+                                     f"no run of this variant logs '{cond.key}' for measure '{cond.measure}'; "
+                                     + (f"{hint} " if hint else "") + f"it logs: {', '.join(valid)}"))
+    return out
+
+
+def _check_fix(file: str, case: Case, resolved: dict[str, Task]) -> list[CaseError]:
+    """Broken and fixed must train different tasks: compared resolved, so restating a base value in
+    `fixed` is no fix. A healthy trap with nothing to fix says so with `no_fix: true`."""
+    if len(resolved) < 2:
+        return []
+    same = resolved["broken"] == resolved["fixed"]
+    if case.no_fix:
+        if case.cause != "healthy":
+            return [CaseError(file, "no_fix", f"only a healthy trap may have no fix; this case's cause is '{case.cause}'")]
+        if not same:
+            return [CaseError(file, "fixed", "no_fix is true, so broken and fixed must resolve to the same task")]
+        return []
+    if same:
+        hint = " (or no_fix: true for a healthy trap)" if case.cause == "healthy" else ""
+        return [CaseError(file, "fixed", f"broken and fixed resolve to the same task: the fixed override must change "
+                                         f"something the broken run has{hint}")]
+    return []
 
 
 def load_case(path: str | Path) -> Case:
@@ -511,6 +786,24 @@ def case_hash(case: Case) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+_JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array", dict: "object",
+               type(None): "null"}
+
+
+def _layers_schema() -> dict:
+    """One layer, short or long form, with every allowlisted class and its typed arguments, for editors."""
+    from .models import LAYER_ARGS, layer_arg_table
+
+    def args(cls: str) -> dict:
+        props = {a: {"type": sorted({_JSON_TYPES[t] for t in ts})} for a, ts in layer_arg_table(cls).items()}
+        return {"type": "object", "properties": props, "additionalProperties": False}
+    short = [{"type": "object", "properties": {c: args(c)}, "required": [c], "additionalProperties": False}
+             for c in sorted(LAYER_ARGS)]
+    long = {"type": "object", "properties": {"class_name": {"enum": sorted(LAYER_ARGS)}, "config": {"type": "object"}},
+            "required": ["class_name"], "additionalProperties": False}
+    return {"anyOf": [*short, long]}
+
+
 def case_schema() -> dict:
     """The JSON Schema of a case file, for editors (cases/schema.json)."""
     schema = Case.model_json_schema(by_alias=True)
@@ -521,6 +814,8 @@ def case_schema() -> dict:
         if comp_key in defs:
             defs[comp_key]["properties"]["name"]["examples"] = sorted(
                 set(DATASETS.names() + MODELS.names() + TRANSFORMS.names() + PIPELINES.names()))
+    if "LayersModel" in defs:
+        defs["LayersModel"]["properties"]["layers"]["items"] = _layers_schema()
     schema["properties"]["cause"]["enum"] = taxonomy.cause_names()
     schema["properties"]["symptoms"]["items"] = {"enum": taxonomy.symptom_names()}
     return schema

@@ -61,6 +61,9 @@ class Component(Generic[F]):
     params: type[Params]
     fn: F
     doc: str
+    # Raised when a change to fn alters what it produces for the same parameters, so every cached
+    # run that used it is retrained (run keys carry the versions above 1; 1 adds nothing to a key).
+    version: int = 1
 
     def parse(self, params: dict) -> Params:
         return self.params(**params)
@@ -79,7 +82,7 @@ class Registry(Generic[T]):
             return obj
         return deco
 
-    def component(self, name: str, params) -> Callable[[Callable], Callable]:
+    def component(self, name: str, params, version: int = 1) -> Callable[[Callable], Callable]:
         """Decorator: register fn as a Component with this parameter schema."""
         if not (isinstance(params, type) and issubclass(params, Params)):
             raise TypeError(f"{self.kind} '{name}': its parameters must subclass registry.Params, got {params!r}")
@@ -89,7 +92,7 @@ class Registry(Generic[T]):
             if not doc:
                 raise ValueError(f"{self.kind} '{name}' ({fn.__module__}.{fn.__qualname__}) needs a docstring: "
                                  f"its first line is what `trainwreck ls` and the docs show")
-            self.register(name)(Component(params, fn, doc.splitlines()[0]))
+            self.register(name)(Component(params, fn, doc.splitlines()[0], version))
             return fn
         return deco
 

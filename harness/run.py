@@ -151,7 +151,11 @@ def plan(cases: list[Case], *, seeds: list[int] | None = None, variants=VARIANTS
     specs = []
 
     def add(case, variant, task, seed, severity=None):
-        key = digest({"task": task, "seed": seed, "env": facts, "trace_every": trace_every})[:24]
+        identity = {"task": task, "seed": seed, "env": facts, "trace_every": trace_every}
+        revised = component_versions(task)
+        if revised:
+            identity["components"] = revised
+        key = digest(identity)[:24]
         specs.append(RunSpec(case, variant, seed, task, key, severity, setting, trace_every))
 
     for case in cases:
@@ -167,6 +171,14 @@ def plan(cases: list[Case], *, seeds: list[int] | None = None, variants=VARIANTS
                 for seed in case.sweep.seeds or case.seeds[:1]:
                     add(case, "broken", task, seed, value)
     return specs
+
+
+def component_versions(task: dict) -> dict[str, int]:
+    """The transforms of a resolved task whose code was revised (version > 1), by name: part of its run key."""
+    from .transforms import TRANSFORMS
+
+    names = {t["name"] for t in task.get("transforms", [])}
+    return {n: TRANSFORMS.get(n).version for n in sorted(names) if n in TRANSFORMS and TRANSFORMS.get(n).version > 1}
 
 
 def _failure_record(spec: RunSpec, res: JobResult) -> dict:

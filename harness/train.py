@@ -20,7 +20,7 @@ from .case import Task
 from .environment import record_facts
 from .hardware import run_probes
 from .datasets import load_dataset
-from .models import MODELS, build_model, output_spec
+from .models import MODELS, LayersModel, build_layers_model, build_model, layers_output_spec, output_spec
 from .pipelines import make_fit_input
 from .profile import profile_data
 from .record import SCHEMA_VERSION
@@ -113,9 +113,30 @@ def environment(backend: str, device: str) -> dict:
     return _ENV
 
 
+def _model(task: Task, data):
+    """The uncompiled model and its output (units, activation), from layers or from a named builder."""
+    if isinstance(task.model, LayersModel):
+        return build_layers_model(task.model, data.x_train.shape[1:]), layers_output_spec(task.model)
+    model = build_model(task.model.name, task.model.params, data.x_train.shape[1:], data.task, data.n_classes)
+    return model, output_spec(MODELS.get(task.model.name).params(**task.model.params), data.task, data.n_classes)
+
+
+def _loss(c):
+    """A loss name, or a built-in loss class with its arguments ({BinaryCrossentropy: {label_smoothing: 0.1}})."""
+    import keras
+
+    if isinstance(c.loss, str):
+        return c.loss
+    (name, kw), = c.loss.items()
+    return keras.losses.get({"class_name": name, "config": dict(kw), "module": "keras.losses"})
+
+
 def _optimizer(c):
     import keras
 
+    if isinstance(c.optimizer, dict):
+        (name, kw), = c.optimizer.items()
+        return keras.optimizers.get({"class_name": name, "config": dict(kw), "module": "keras.optimizers"})
     kw = {"learning_rate": c.learning_rate}
     if c.clipnorm:
         kw["clipnorm"] = c.clipnorm
@@ -190,10 +211,9 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str, tr
 
     data = load_dataset(task.dataset.name, task.dataset.params, seed)
     data = apply_transforms(data, [(t.name, t.params) for t in task.transforms], seed)
-    model = build_model(task.model.name, task.model.params, data.x_train.shape[1:], data.task, data.n_classes)
+    model, (units, act) = _model(task, data)
     c, f = task.compile, task.fit
-    model.compile(optimizer=_optimizer(c), loss=c.loss, metrics=list(c.metrics))
-    units, act = output_spec(MODELS.get(task.model.name).params(**task.model.params), data.task, data.n_classes)
+    model.compile(optimizer=_optimizer(c), loss=_loss(c), metrics=list(c.metrics))
 
     fit_in = make_fit_input(task.pipeline.name, task.pipeline.params, data.x_train, data.y_train,
                             f.batch_size, seed)
@@ -204,12 +224,20 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str, tr
     callbacks = [probe, keras.callbacks.TerminateOnNaN()]
     if f.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(**f.early_stopping.model_dump()))
+    # each name is one of case.CALLBACK_ARGS' allowlist, checked (with its arguments) when the case was read
+    callbacks += [getattr(keras.callbacks, n)(**kw) for cb in f.callbacks for n, kw in cb.items()]
     kwargs = dict(fit_in.fit_kwargs, epochs=f.epochs, verbose=0, callbacks=callbacks,
-                  validation_data=(data.x_val, data.y_val))
+                  initial_epoch=f.initial_epoch, steps_per_epoch=f.steps_per_epoch)
+    if f.validation_split:  # Keras holds out the last fraction of x/y; the logs still carry val_* keys
+        kwargs["validation_split"] = f.validation_split
+    else:
+        kwargs["validation_data"] = (data.x_val, data.y_val)
     if fit_in.y is not None:
         kwargs["shuffle"] = f.shuffle
     if f.class_weight == "balanced":
         kwargs["class_weight"] = _class_weight(data.y_train)
+    elif isinstance(f.class_weight, dict):
+        kwargs["class_weight"] = {int(k): float(v) for k, v in f.class_weight.items()}
 
     status, exc_type, message = "completed", "", ""
     try:
@@ -228,7 +256,7 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str, tr
     record = {
         "key": key, "schema_version": SCHEMA_VERSION, "seed": seed, "trace_every": trace_every,
         "data": profile_data(data.x_train, data.y_train, data.x_val, data.y_val),
-        "model": model_summary(model, optimizer=c.optimizer, learning_rate=c.learning_rate, loss=c.loss,
+        "model": model_summary(model, optimizer=c.optimizer_name, learning_rate=c.lr, loss=c.loss_name,
                                metrics=c.metrics, batch_size=f.batch_size, epochs=f.epochs,
                                output_units=units, output_activation=act),
         "trace": probe.epochs,

@@ -47,9 +47,11 @@ class ScaleParams(Params):
 
 @TRANSFORMS.component("scale_features", ScaleParams)
 def scale_features(data: Data, p: ScaleParams, seed: int) -> Data:
-    """Fault: multiply feature j by a factor log-spaced from 1 to 10**max_log10 (every split)."""
+    """Fault: multiply feature j by a factor log-spaced from 1 to 10**max_log10 (every split). A single
+    feature has no spread of scales to make, so it is multiplied by 10**max_log10 (raw-scale input)
+    rather than by 1, which would silently leave the data clean."""
     n = _flat(data.x_train).shape[1]
-    factors = np.logspace(0, p.max_log10, n).astype("float32")
+    factors = (np.logspace(0, p.max_log10, n) if n > 1 else np.array([10.0 ** p.max_log10])).astype("float32")
     f = lambda x: (_flat(x) * factors + p.offset).reshape(x.shape).astype("float32")  # noqa: E731
     return data.with_(x_train=f(data.x_train), x_val=f(data.x_val), x_test=f(data.x_test))
 
@@ -114,16 +116,17 @@ class NanParams(Params):
     fraction: float = Field(0.05, gt=0, le=0.5, description="share of training cells set to NaN")
 
 
-@TRANSFORMS.component("inject_nan", NanParams)
+@TRANSFORMS.component("inject_nan", NanParams, version=2)   # 2: the test split stays clean
 def inject_nan(data: Data, p: NanParams, seed: int) -> Data:
-    """Fault: set a share of training and validation cells to NaN (missing values left in)."""
+    """Fault: set a share of training and validation cells to NaN (missing values left in). The test split
+    stays clean: it measures the fitted model for the oracle, not the fault."""
     rng = np.random.default_rng(seed)
 
     def f(x):
         x = x.copy()
         x[rng.random(x.shape) < p.fraction] = np.nan
         return x
-    return data.with_(x_train=f(data.x_train), x_val=f(data.x_val), x_test=f(data.x_test))
+    return data.with_(x_train=f(data.x_train), x_val=f(data.x_val))
 
 
 @TRANSFORMS.component("impute_mean", Params)

@@ -182,3 +182,12 @@ def test_ctrl_c_stops_cleanly_and_resume_trains_only_the_rest(tmp_path):
     again = _run(tmp_path, cases)
     assert again.returncode == 0, again.stdout + again.stderr
     assert _counts(again.stdout) == (kept, 6 - kept)
+
+
+def test_a_revised_component_moves_only_the_keys_of_runs_that_use_it(corpus):
+    """inject_nan was revised (version 2: the test split stays clean): its runs get new keys, others keep theirs."""
+    from trainwreck.run import component_versions, plan
+
+    for spec in plan(corpus, device="cpu"):
+        names = {t["name"] for t in spec.task["transforms"]}
+        assert component_versions(spec.task) == ({"inject_nan": 2} if "inject_nan" in names else {}), spec.label

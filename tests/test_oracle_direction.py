@@ -19,7 +19,7 @@ def _record(key: str, values: list[float]) -> RunRecord:
 
 
 def _best(key: str, values: list[float], **cond) -> float:
-    c = Condition.model_validate({"measure": "best", "key": key, **cond})
+    c = Condition.model_validate({"measure": "best", "key": key, "min": -1e30, **cond})
     return evaluate([c], _record(key, values), {}).conditions[0].value
 
 
@@ -86,5 +86,5 @@ def test_direction_must_be_max_or_min(tmp_path):
 
 def test_a_key_with_no_known_direction_validates_with_one(tmp_path):
     case = load_case(_variant(tmp_path, lambda d: d["oracle"]["fixed"].append(
-        {"measure": "best", "key": "val_wobble", "direction": "max", "min": 0.5})))
+        {"measure": "best", "key": "learning_rate", "direction": "max", "min": 0.0})))
     assert case.oracle.fixed[-1].direction == "max"

@@ -60,7 +60,7 @@ def main(args) -> int:
     args.results, args.seeds = str(scratch), ",".join(map(str, chosen))
     print(f"retraining {len(cases)} cases on seeds {chosen} into {scratch} (run the same command to resume)")
     detectors = api.resolve_detectors(list(fp["detectors"]))
-    results = run_selection(args, cases)
+    results = run_selection(args, cases, detectors=detectors)
     oracle_summary(results)
     scores = api.score(results, detectors, jobs=args.jobs)
     code = (_compare_runs(args, scores.rows) if filtered
@@ -84,13 +84,8 @@ def _compare_table(results, scores, fp: dict, table: str, doc: dict) -> int:
     new = next(t for t in rep.tables if t.name == table)
     new_rows = json.loads(json.dumps(new.rows))
     diffs = compare_rows(comparable(doc["headers"], doc["rows"]), comparable(new.headers, new_rows))
-    if not diffs:
-        print(f"identical: {len(new_rows)} rows of '{table}' reproduced exactly (timing columns not compared)")
-        return EXIT_OK
-    print(f"DIFFERENT: {len(diffs)} of {len(new_rows)} rows of '{table}' differ")
-    for d in diffs:
-        print("  " + d)
-    return EXIT_FAILED
+    return _verdict(diffs, f"identical: {len(new_rows)} rows of '{table}' reproduced exactly (timing columns not "
+                           f"compared)", f"{len(diffs)} of {len(new_rows)} rows of '{table}' differ")
 
 
 def _compare_runs(args, rows) -> int:
@@ -98,10 +93,15 @@ def _compare_runs(args, rows) -> int:
     scores_file = Path(args.file).parent / "scores.json"
     _, saved = api.read_scores(scores_file)
     diffs, n = compare_scores(saved, rows)
+    return _verdict(diffs, f"identical: the {n} (detector, run) outcomes of the selection match {scores_file}",
+                    f"{len(diffs)} of {n} (detector, run) outcomes differ from {scores_file}")
+
+
+def _verdict(diffs: list[str], same: str, different: str) -> int:
     if not diffs:
-        print(f"identical: the {n} (detector, run) outcomes of the selection match {scores_file}")
+        print(same)
         return EXIT_OK
-    print(f"DIFFERENT: {len(diffs)} of {n} (detector, run) outcomes differ from {scores_file}")
+    print(f"DIFFERENT: {different}")
     for d in diffs:
         print("  " + d)
     return EXIT_FAILED

@@ -1,4 +1,4 @@
-"""`trainwreck schema`: write cases/schema.json and docs/taxonomy.md from the definitions."""
+"""`trainwreck schema`: write cases/schema.json, docs/taxonomy.md and docs/metrics.md from the definitions."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def main(args) -> int:
     import json
 
     from trainwreck.case import case_schema
+    from trainwreck.docs import metrics_markdown
 
     text = json.dumps(case_schema(), indent=2) + "\n"
     target = Path(args.cases) / "schema.json"
@@ -36,5 +37,6 @@ def main(args) -> int:
     target.write_text(text)
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "taxonomy.md").write_text(taxonomy.markdown_table())
-    print(f"wrote {target} and docs/taxonomy.md")
+    (ROOT / "docs" / "metrics.md").write_text(metrics_markdown())
+    print(f"wrote {target}, docs/taxonomy.md and docs/metrics.md")
     return EXIT_OK
