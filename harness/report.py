@@ -277,14 +277,20 @@ def render_md(t: Table, fp: dict) -> str:
 
 
 def render_tex(t: Table, fp: dict) -> str:
-    """A booktabs tabular that a paper can \\input (needs \\usepackage{booktabs}, and graphicx for a wide table,
-    which is scaled to \\textwidth); tabulate escapes."""
+    """A booktabs tabular that a paper can \\input (needs \\usepackage{booktabs} and graphicx); tabulate escapes.
+
+    Every table is boxed to fit the page: shrunk (never enlarged) to the line width and to 85% of the
+    text height, keeping its aspect ratio, so neither a wide leaderboard nor a long significance table
+    runs off the page; a table that fits is left at its size."""
     rows = t.rows or [["(no rows)"] + [""] * (len(t.headers) - 1)]
     body = tabulate(rows, headers=t.headers, tablefmt="latex_booktabs", disable_numparse=True)
-    if is_wide(t):   # scaled to the text width, so a wide table fits the page
-        body = ("% scaled to the page: needs \\usepackage{graphicx}\n\\resizebox{\\textwidth}{!}{%\n" + body
-                + "%\n}")
-    return _header(fp, t, "% ") + "\n" + body + "\n"
+    return _header(fp, t, "% ") + "\n" + FIT_OPEN + body + FIT_CLOSE + "\n"
+
+
+FIT_OPEN = ("% fitted to the page: needs \\usepackage{graphicx}\n"
+            "\\noindent\\resizebox*{!}{\\ifdim\\totalheight>0.85\\textheight 0.85\\textheight\\else\\totalheight\\fi}{%\n"
+            "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n")
+FIT_CLOSE = "%\n}}\\par"
 
 
 def is_wide(t: Table) -> bool:

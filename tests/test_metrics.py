@@ -180,7 +180,8 @@ def test_titles_state_the_selection_and_wide_latex_fits():
                           "numpy", "sklearn", "python", "backend", "device", "device_name", "command")}
     tex = render_tex(full[0], fp)
     body = [ln for ln in tex.splitlines() if not ln.startswith("%")]
-    assert body[0] == "\\resizebox{\\textwidth}{!}{%" and body[-1] == "}"
+    assert body[0].startswith("\\noindent\\resizebox*{!}{") and body[1].startswith("\\resizebox{") \
+        and body[-1] == "}}\\par"
     assert "\\toprule" in body and "\\bottomrule" in body
 
 

@@ -54,12 +54,11 @@ def test_latex_is_booktabs_fits_the_page_and_compiles(scored, tmp_path):
         doc = json.loads((out / f"{t}.json").read_text())
         tex = (out / f"{t}.tex").read_text()
         body = [ln for ln in tex.splitlines() if not ln.startswith("%")]
-        assert (body[0] == "\\resizebox{\\textwidth}{!}{%") == (len(doc["headers"]) >= 6 or any(
-            len(str(c)) > 60 for r in doc["rows"] for c in r)), t      # a wide table is scaled to the text width
-        if body[0].startswith("\\resizebox"):
-            assert body[-2:] == ["\\end{tabular}%", "}"], t
-            body = body[1:-1]
-            body[-1] = body[-1].rstrip("%")
+        # every table is shrunk (never enlarged) to the line width and 85% of the text height
+        assert body[0].startswith("\\noindent\\resizebox*{!}{") and body[1].startswith("\\resizebox{"), t
+        assert body[-2:] == ["\\end{tabular}%", "}}\\par"], t
+        body = body[2:-1]
+        body[-1] = body[-1].rstrip("%")
         assert body[0].startswith("\\begin{tabular}") and body[-1] == "\\end{tabular}", t
         assert [ln for ln in body if ln in ("\\toprule", "\\midrule", "\\bottomrule")] == \
             ["\\toprule", "\\midrule", "\\bottomrule"], t
@@ -75,7 +74,7 @@ def test_latex_is_booktabs_fits_the_page_and_compiles(scored, tmp_path):
     r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:]
-    assert "Overfull \\hbox" not in r.stdout
+    assert "Overfull \\hbox" not in r.stdout and "Overfull \\vbox" not in r.stdout
 
 
 def test_rescoring_matches_and_is_fast(scored, results_dir, tmp_path):
