@@ -226,8 +226,9 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str, tr
         callbacks.append(keras.callbacks.EarlyStopping(**f.early_stopping.model_dump()))
     # each name is one of case.CALLBACK_ARGS' allowlist, checked (with its arguments) when the case was read
     callbacks += [getattr(keras.callbacks, n)(**kw) for cb in f.callbacks for n, kw in cb.items()]
-    kwargs = dict(fit_in.fit_kwargs, epochs=f.epochs, verbose=0, callbacks=callbacks,
-                  initial_epoch=f.initial_epoch, steps_per_epoch=f.steps_per_epoch)
+    kwargs = dict(fit_in.fit_kwargs, epochs=f.epochs, verbose=0, callbacks=callbacks, initial_epoch=f.initial_epoch)
+    if f.steps_per_epoch is not None:  # the case's own count wins over the pipeline's one pass
+        kwargs["steps_per_epoch"] = f.steps_per_epoch
     if f.validation_split:  # Keras holds out the last fraction of x/y; the logs still carry val_* keys
         kwargs["validation_split"] = f.validation_split
     else:
