@@ -98,6 +98,10 @@ class Detector:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "0"
     needs: ClassVar[frozenset] = RECORD_PARTS
+    # Parts of `needs` read when the record has them but not worth recording for this detector alone:
+    # {"steps"} means the per-step trace is used when a run was traced per step (`--trace-every K`, or
+    # another selected detector requires it), and the harness does not switch to per-step for it.
+    optional: ClassVar[frozenset] = frozenset()
     online: ClassVar[bool] = False
     # Seconds per replay step. The harness replays a run of n epochs in n + 1 steps (post-hoc:
     # `diagnose` on each trace prefix, then on the whole record; online: the hooks, epoch by

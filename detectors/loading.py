@@ -46,6 +46,7 @@ BUILTINS: dict[str, str] = {
     "autotrainer-mapped": "trainwreck.detectors.autotrainer:AutoTrainerMapped",
     "deepdiagnosis": "trainwreck.detectors.deepdiagnosis:DeepDiagnosis",
     "deepdiagnosis-as-published": "trainwreck.detectors.deepdiagnosis:DeepDiagnosisAsPublished",
+    "deeplocalize": "trainwreck.detectors.deeplocalize:DeepLocalize",
     "keras-defaults": "trainwreck.detectors.keras_defaults:KerasDefaults",
     "umlaut": "trainwreck.detectors.umlaut:Umlaut",
     "smdebug": "trainwreck.detectors.smdebug:SMDebug",

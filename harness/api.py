@@ -135,10 +135,11 @@ DEFAULT_TRACE_EVERY = 10
 
 def trace_resolution(detectors, trace_every: int | None = None) -> int:
     """The trace resolution to run at: `trace_every` when given, else every DEFAULT_TRACE_EVERY batches
-    when some detector declares it reads the per-step trace (`"steps"` in `needs`), else per epoch."""
+    when some detector requires the per-step trace (`"steps"` in `needs`, not in `optional`), else per epoch."""
     if trace_every is not None:
         return trace_every
-    wants_steps = any("steps" in getattr(info.detector_class(), "needs", ()) for info in detectors)
+    wants_steps = any("steps" in getattr(cls, "needs", ()) and "steps" not in getattr(cls, "optional", ())
+                      for cls in (info.detector_class() for info in detectors))
     return DEFAULT_TRACE_EVERY if wants_steps else 0
 
 

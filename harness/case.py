@@ -25,6 +25,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, Validati
                       model_serializer, model_validator)
 
 from . import taxonomy
+from .data_steps import DATA_STEPS, StepFailed, check_order, load_steps, step_items
 from .datasets import DATASETS
 from .models import MODELS, LayersModel, LayerSpecError
 from .oracle import DIRECTIONS, MEASURES, direction_of
@@ -145,6 +146,14 @@ class CompileSpec(_Stable):
                           "categorical_accuracy", "sparse_categorical_accuracy"]] = Field(
         default_factory=lambda: ["accuracy"], max_length=4)
 
+    @field_validator("optimizer", mode="before")
+    @classmethod
+    def _class_spelling(cls, v: Any) -> Any:
+        """Keras takes optimizer='RMSprop' as well as 'rmsprop': a report's spelling is accepted as written."""
+        import typing
+
+        return v.lower() if isinstance(v, str) and v.lower() in typing.get_args(OptimizerName) else v
+
     @field_validator("optimizer")
     @classmethod
     def _optimizer(cls, v: Any) -> Any:
@@ -231,13 +240,25 @@ ModelSpec = Annotated[Annotated[Component, Tag(_NAMED_TAG)] | Annotated[LayersMo
 
 class Task(_Strict):
     """Everything needed to train one run; the base and each variant resolve to one."""
-    dataset: Component
+    dataset: Component | None = Field(None, description="a registered dataset (with `transforms`), or use `data`")
     transforms: list[Component] = Field(default_factory=list, max_length=10)
+    data: list[dict[str, dict[str, Any] | None]] | None = Field(
+        None, max_length=20, description="the data as ordered steps, one {name: {params}} each: a source "
+                                         "(make_*, load_*, inline, linspace), steps, split, transforms "
+                                         "(`trainwreck ls steps`)")
     model: ModelSpec = Field(description="{name:, params:} for a registered model, or {layers: [...], trainable:} "
                                          "in the keras.layers vocabulary")
     pipeline: Component = Field(default_factory=lambda: Component(name="arrays"))
     compile: CompileSpec = Field(default_factory=CompileSpec)
     fit: FitSpec = Field(default_factory=FitSpec)
+
+    @model_validator(mode="after")
+    def _one_data_form(self):
+        if (self.dataset is None) == (self.data is None):
+            raise ValueError("give either dataset (a registered name, with transforms) or data (a list of steps)")
+        if self.data is not None and self.transforms:
+            raise ValueError("with data, transforms are steps of the data list (after its split step)")
+        return self
 
 
 class Condition(_Strict):
@@ -597,7 +618,11 @@ def deep_merge(base: dict, override: dict) -> dict:
 def _check_components(file: str, prefix: str, task: Task) -> list[CaseError]:
     """Names resolve in their registries and params validate against each component's schema."""
     out: list[CaseError] = []
-    slots: list[tuple[str, Component, Registry]] = [("dataset", task.dataset, DATASETS), ("pipeline", task.pipeline, PIPELINES)]
+    slots: list[tuple[str, Component, Registry]] = [("pipeline", task.pipeline, PIPELINES)]
+    if task.dataset is not None:
+        slots.append(("dataset", task.dataset, DATASETS))
+    if task.data is not None:
+        out += _check_steps(file, f"{prefix}.data", task.data)
     if isinstance(task.model, LayersModel):
         try:
             task.model.checked()
@@ -617,6 +642,38 @@ def _check_components(file: str, prefix: str, task: Task) -> list[CaseError]:
             entry.params(**comp.params)
         except ValidationError as e:
             out += _errors(file, f"{path}.params", e)
+    return out
+
+
+def _check_steps(file: str, path: str, steps: list[dict]) -> list[CaseError]:
+    """Each step one {name: params} with a known name and valid params, the list in an order that can run."""
+    out: list[CaseError] = []
+    names = []
+    for i, item in enumerate(steps):
+        try:
+            ((name, params),) = step_items([item])
+        except ValueError:
+            out.append(CaseError(file, f"{path}.{i}", f"expected one step {{name: {{params}}}}, got keys {sorted(item)}"))
+            continue
+        try:
+            entry = DATA_STEPS.get(name)
+        except UnknownName as e:
+            out.append(CaseError(file, f"{path}.{i}", str(e)))
+            continue
+        names.append(name)
+        try:
+            entry.parse(params)
+        except ValidationError as e:
+            out += _errors(file, f"{path}.{i}.{name}", e)
+    if not out:
+        out += [CaseError(file, f"{path}.{i}", msg) for i, msg in check_order(names)]
+    if not out:   # built once, without training: what scikit-learn rejects is reported here, not in a worker
+        try:
+            load_steps(steps, seed=0)
+        except StepFailed as e:
+            out.append(CaseError(file, f"{path}.{e.index}.{e.name}",
+                                 f"building the data fails here: {type(e.error).__name__}: "
+                                 + " ".join(str(e.error).split())[:300]))
     return out
 
 
@@ -701,7 +758,7 @@ def _validate(data: Any, file: str, family: str) -> Case:
 
 
 #: What `_evaluate` adds to a classification run's test scores beside Keras's own (harness/train.py).
-_TEST_EXTRAS = ("balanced_accuracy", "macro_f1", "minority_recall", "top_class_share")
+_TEST_EXTRAS = ("balanced_accuracy", "macro_f1", "minority_recall", "top_class_share", "r2")
 
 
 def _producible(task: Task, measure: str) -> list[str]:
@@ -709,7 +766,7 @@ def _producible(task: Task, measure: str) -> list[str]:
     names = ["loss", *task.compile.metrics]
     if measure in ("val_minus_test", "train_minus_val"):
         return names
-    if measure == "test":
+    if measure in ("test", "val", "train"):
         return [*names, *_TEST_EXTRAS]
     return [*names, *(f"val_{n}" for n in names), "learning_rate"]
 
@@ -804,6 +861,18 @@ def _layers_schema() -> dict:
     return {"anyOf": [*short, long]}
 
 
+def _steps_schema(defs: dict) -> dict:
+    """One data step: {name: params} with every registered step and its typed parameters, for editors."""
+    items = []
+    for name in DATA_STEPS.names():
+        sub = DATA_STEPS.get(name).params.model_json_schema()
+        defs.update(sub.pop("$defs", {}))
+        sub.pop("title", None)
+        items.append({"type": "object", "properties": {name: {**sub, "description": DATA_STEPS.get(name).doc}},
+                      "required": [name], "additionalProperties": False})
+    return {"anyOf": items}
+
+
 def case_schema() -> dict:
     """The JSON Schema of a case file, for editors (cases/schema.json)."""
     schema = Case.model_json_schema(by_alias=True)
@@ -816,6 +885,8 @@ def case_schema() -> dict:
                 set(DATASETS.names() + MODELS.names() + TRANSFORMS.names() + PIPELINES.names()))
     if "LayersModel" in defs:
         defs["LayersModel"]["properties"]["layers"]["items"] = _layers_schema()
+    if "Task" in defs:
+        defs["Task"]["properties"]["data"]["anyOf"][0]["items"] = _steps_schema(defs)
     schema["properties"]["cause"]["enum"] = taxonomy.cause_names()
     schema["properties"]["symptoms"]["items"] = {"enum": taxonomy.symptom_names()}
     return schema

@@ -13,6 +13,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from .case import CASES_DIR, Case, load_corpus
+from .data_steps import DATA_STEPS
 from .metrics import CI_NOTE, COMPARED, METRICS
 from .taxonomy import CAUSES
 
@@ -28,6 +29,10 @@ def setting_of(case: Case) -> str:
         return "CNN"
     if task.model.name == "rnn_stack":
         return "recurrent"
+    if task.data is not None:
+        (source, _), = task.data[0].items()
+        return ("regression" if DATA_STEPS.get(source).doc.find("(regression)") > 0 else
+                "shipped tabular" if source.startswith("load_") else "synthetic tabular")
     if task.dataset.name == "tabular_regression":
         return "regression"
     if task.dataset.name in SHIPPED:

@@ -116,9 +116,22 @@ def first(r, extras, key):
 
 @_measure("test", needs_key=True)
 def test(r, extras, key):
-    """A metric on the clean held-out test split (oracle only): Keras's (accuracy, loss, mae) and, for
-    classification, balanced_accuracy, macro_f1, minority_recall, top_class_share."""
+    """A metric on the clean held-out test split (oracle only): Keras's (accuracy, loss, mae); for
+    classification balanced_accuracy, macro_f1, minority_recall, top_class_share; for regression r2."""
     return float(extras.get("test", {}).get(key, math.nan))
+
+
+@_measure("val", needs_key=True)
+def val(r, extras, key):
+    """A metric of the final model on the validation split, computed by the harness like `test` (so r2 and
+    balanced_accuracy exist there too, which Keras does not log)."""
+    return float(extras.get("val", {}).get(key, math.nan))
+
+
+@_measure("train", needs_key=True)
+def train(r, extras, key):
+    """A metric of the final model on the training split (after any resampling), computed like `test`."""
+    return float(extras.get("train", {}).get(key, math.nan))
 
 
 @_measure("val_minus_test", needs_key=True, directed=True)

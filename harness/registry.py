@@ -73,6 +73,16 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._deferred: list[Callable[[], None]] = []
+
+    def defer(self, register_more: Callable[[], None]) -> None:
+        """Run `register_more` on the registry's first lookup: entries that are costly to build (a schema
+        read from scikit-learn's signatures) cost nothing to a command that never asks for them."""
+        self._deferred.append(register_more)
+
+    def _complete(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)()
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -97,13 +107,16 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> T:
+        self._complete()
         try:
             return self._items[name]
         except KeyError:
             raise UnknownName(self.kind, name, self.names()) from None
 
     def names(self) -> list[str]:
+        self._complete()
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
+        self._complete()
         return name in self._items

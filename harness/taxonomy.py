@@ -35,6 +35,7 @@ _CAUSES = [
     Term("target_leakage", "data", "A feature is derived from the target, so the model scores well only where that feature exists."),
     Term("label_noise", "data", "A large share of the training labels are wrong."),
     Term("label_encoding_mismatch", "data", "The label encoding disagrees with the loss (one-hot vs sparse, labels not 0..k-1)."),
+    Term("unscaled_target", "data", "The regression target spans a range far beyond what the output layer and its loss handle well, and is not rescaled."),
     Term("biased_split", "data", "The split is unshuffled or biased, so training and evaluation data come from different distributions."),
     # pipeline
     Term("ragged_batches", "pipeline", "The input pipeline yields batches of inconsistent shape or a wrong length."),
@@ -47,6 +48,7 @@ _CAUSES = [
     Term("bad_initialization", "optimization", "Weights start at values (zeros, huge variance) that prevent learning."),
     # architecture / configuration
     Term("dying_relu", "architecture", "Most ReLU units output zero for every input and receive no gradient."),
+    Term("missing_activation", "architecture", "Hidden layers have no non-linearity, so the network is one linear map that cannot fit the task."),
     Term("wrong_output_activation", "architecture", "The output activation does not match the task (e.g. softmax on one unit, ReLU for probabilities)."),
     Term("wrong_loss", "architecture", "The loss function does not match the task or the label format."),
     Term("frozen_weights", "architecture", "Layers meant to learn are not trainable, so their weights never change."),

@@ -10,6 +10,7 @@ oracle only.
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 import traceback
@@ -19,6 +20,7 @@ import numpy as np
 from .case import Task
 from .environment import record_facts
 from .hardware import run_probes
+from .data_steps import load_steps
 from .datasets import load_dataset
 from .models import MODELS, LayersModel, build_layers_model, build_model, layers_output_spec, output_spec
 from .pipelines import make_fit_input
@@ -153,6 +155,25 @@ def _class_weight(y: np.ndarray) -> dict:
     return dict(zip(classes.tolist(), compute_class_weight("balanced", classes=classes, y=labels).tolist()))
 
 
+def _data(task: Task, seed: int):
+    """The three splits: from the `data` steps, or from a registered dataset and its transforms."""
+    if task.data is not None:
+        return load_steps(task.data, seed)
+    data = load_dataset(task.dataset.name, task.dataset.params, seed)
+    return apply_transforms(data, [(t.name, t.params) for t in task.transforms], seed)
+
+
+def _splits(data, validation_split: float | None) -> dict:
+    """The splits the oracle's `test`, `val` and `train` measures read: with fit's validation_split, the
+    validation rows are the ones Keras held out (the last fraction, split where Keras 3 splits)."""
+    if not validation_split:
+        return {"test": (data.x_test, data.y_test), "val": (data.x_val, data.y_val),
+                "train": (data.x_train, data.y_train)}
+    at = int(math.ceil(len(data.x_train) * (1.0 - validation_split)))
+    return {"test": (data.x_test, data.y_test), "val": (data.x_train[at:], data.y_train[at:]),
+            "train": (data.x_train[:at], data.y_train[:at])}
+
+
 def _evaluate(model, x, y, task: str) -> dict:
     """Keras's metrics on the clean split, plus class-balance-aware scores from scikit-learn."""
     try:
@@ -160,12 +181,13 @@ def _evaluate(model, x, y, task: str) -> dict:
         out = {k: float(v) for k, v in vals.items()}
     except Exception as e:  # a model that cannot even evaluate has no test score
         return {"error": f"{type(e).__name__}: {e}"[:300]}
-    if task == "regression":
-        return out
-    from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
+    from sklearn.metrics import balanced_accuracy_score, f1_score, r2_score, recall_score
 
     p = np.asarray(model.predict(x, verbose=0, batch_size=256))
     if not np.all(np.isfinite(p)):
+        return out
+    if task == "regression":
+        out["r2"] = float(r2_score(y.reshape(len(y), -1), p.reshape(len(p), -1)))
         return out
     pred = p.argmax(-1) if p.ndim > 1 and p.shape[-1] > 1 else (p.reshape(-1) > 0.5).astype(int)
     true = y.argmax(-1) if y.ndim > 1 else y
@@ -209,8 +231,7 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str, tr
         tf.config.experimental.enable_op_determinism()
     t0 = time.perf_counter()
 
-    data = load_dataset(task.dataset.name, task.dataset.params, seed)
-    data = apply_transforms(data, [(t.name, t.params) for t in task.transforms], seed)
+    data = _data(task, seed)
     model, (units, act) = _model(task, data)
     c, f = task.compile, task.fit
     model.compile(optimizer=_optimizer(c), loss=_loss(c), metrics=list(c.metrics))
@@ -265,7 +286,7 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str, tr
                     "epochs_run": len(done), "wall_seconds": wall},
         "environment": environment(keras.backend.backend(), device),
     }
-    extras = {"test": _evaluate(model, data.x_test, data.y_test, data.task)}
+    extras = {split: _evaluate(model, x, y, data.task) for split, (x, y) in _splits(data, f.validation_split).items()}
     # built as the record's dataclasses and checked here, so a misspelled field fails at write time
     return {"record": RunRecord.finished(record).to_dict(), "extras": extras}
 

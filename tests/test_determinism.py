@@ -12,7 +12,7 @@ from trainwreck.record import without_timings
 from trainwreck.run import WORKER_THREADS, execute, plan
 from trainwreck.store import RunStore
 
-from .conftest import CASES
+from .test_cache_and_resume import _case_dir
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +22,13 @@ def _same(a, b) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-def _specs():
-    case = load_case(CASES / "optimization" / "lr-divergence.yaml")
-    return plan([case], seeds=[0, 1])
+def _specs(tmp_path):
+    """The small test case, two seeds of each variant: determinism does not depend on a case's size."""
+    return plan([load_case(_case_dir(tmp_path) / "test" / "tiny.yaml")], seeds=[0, 1])
 
 
-def test_pooled_worker_equals_fresh_workers():
-    specs = _specs()
+def test_pooled_worker_equals_fresh_workers(tmp_path):
+    specs = _specs(tmp_path)
     jobs = [Job(s.key, {"task": s.task, "seed": s.seed, "key": s.key}, 300) for s in specs]
     with WorkerPool("train", ("tensorflow", "cpu", WORKER_THREADS), n=1) as pool:
         pooled = {r.job.key: r.value["record"] for r in pool.run(jobs)}
@@ -44,7 +44,7 @@ def test_pooled_worker_equals_fresh_workers():
 
 
 def test_jobs_1_and_2_give_identical_records(tmp_path):
-    specs = _specs()
+    specs = _specs(tmp_path)
     one = execute(specs, RunStore(tmp_path / "a"), jobs=1, log=lambda *a: None)
     two = execute(specs, RunStore(tmp_path / "b"), jobs=2, log=lambda *a: None)
     for a, b in zip(one, two):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from trainwreck.case import load_case
+from trainwreck.detectors import OnlineDetector
 from trainwreck.run import execute, expected_seconds, longest_first, plan
 from trainwreck.record import QUANTILES, RunRecord
 from trainwreck.store import RunStore
@@ -23,6 +24,27 @@ def test_the_resolution_is_part_of_the_key():
     assert [s.key for s in plan([case], seeds=[0], trace_every=10)] == [s.key for s in per_step]
     with pytest.raises(ValueError, match="trace_every"):
         plan([case], seeds=[0], trace_every=-1)
+
+
+class RequiresSteps(OnlineDetector):
+    name, version, needs = "requires-steps", "1", frozenset({"trace", "steps"})
+
+
+class PrefersSteps(RequiresSteps):
+    name, optional = "prefers-steps", frozenset({"steps"})
+
+
+def test_a_detector_that_requires_steps_switches_the_bench_one_that_can_do_without_does_not():
+    from trainwreck import api
+    from trainwreck.detectors.loading import DetectorInfo
+
+    requires, prefers = (DetectorInfo(c.name, f"{__name__}:{c.__name__}", "test") for c in (RequiresSteps, PrefersSteps))
+    builtins = api.resolve_detectors()
+    assert api.trace_resolution(builtins) == 0, "no built-in requires the per-step trace"
+    assert any("steps" in d.detector_class().optional for d in builtins), "deeplocalize reads it when present"
+    assert api.trace_resolution([prefers]) == 0
+    assert api.trace_resolution([prefers, requires]) == api.DEFAULT_TRACE_EVERY
+    assert api.trace_resolution([prefers], trace_every=5) == 5
 
 
 def test_longest_expected_first_by_size_then_by_past_duration():

@@ -12,7 +12,7 @@ from trainwreck.options import add_cases_dir
 
 __all__ = ["register", "main"]
 
-WHAT = ["cases", "datasets", "models", "transforms", "pipelines", "measures", "causes", "layers", "optimizers",
+WHAT = ["cases", "datasets", "steps", "models", "transforms", "pipelines", "measures", "causes", "layers", "optimizers",
         "losses", "callbacks"]
 
 
@@ -28,6 +28,7 @@ def register(sub) -> None:
 def main(args) -> int:
     from tabulate import tabulate
 
+    from trainwreck.data_steps import DATA_STEPS
     from trainwreck.datasets import DATASETS
     from trainwreck.models import MODELS
     from trainwreck.oracle import MEASURES
@@ -45,12 +46,21 @@ def main(args) -> int:
     tables = _keras_tables()
     if args.what in tables:
         return _print_keras(tables[args.what], args.what, args.name)
-    reg = {"datasets": DATASETS, "models": MODELS, "transforms": TRANSFORMS, "pipelines": PIPELINES,
+    reg = {"datasets": DATASETS, "steps": DATA_STEPS, "models": MODELS, "transforms": TRANSFORMS, "pipelines": PIPELINES,
            "measures": MEASURES}[args.what]
     if args.name is not None:
         return _print_params(reg, args.what, args.name)
+    if args.what == "steps":
+        from trainwreck.data_steps import WHERE
+
+        print(tabulate([(n, WHERE[n], reg.get(n).doc) for n in sorted(reg.names(), key=lambda n: (_ORDER[WHERE[n]], n))],
+                       headers=["name", "where", "what it is"], tablefmt="simple", maxcolwidths=[None, None, 90]))
+        return EXIT_OK
     print(tabulate([(n, reg.get(n).doc) for n in reg.names()], headers=["name", "what it is"], tablefmt="simple"))
     return EXIT_OK
+
+
+_ORDER = {"source": 0, "before": 1, "either": 2, "split": 3, "after": 4}
 
 
 def _keras_tables() -> dict[str, dict[str, dict[str, tuple]]]:

@@ -14,7 +14,7 @@ TEMPLATE = """\
 # A trainwreck case: one broken training run and its minimal fix.
 # Check it with:  trainwreck check-case {path}
 # and that it holds on any CPU, with a margin:  trainwreck check-case --robust {path}
-# Schema for editors: cases/schema.json. Names: `trainwreck ls datasets|models|transforms|pipelines|measures|causes`.
+# Schema for editors: cases/schema.json. Names: `trainwreck ls steps|layers|optimizers|losses|measures|causes`.
 id: {id}                       # must equal the file name
 title: One line a user sees in the tables
 description: >
@@ -27,11 +27,20 @@ symptoms: [nan_loss, divergence]  # what the broken run shows (taxonomy symptoms
 seeds: [0, 1, 2]               # at least 3; every oracle must hold on each (and on seeds 0-4 with --robust)
 
 base:                          # the shared task; broken and fixed override parts of it
-  dataset: {{name: tabular_regression, params: {{n_samples: 1500, n_features: 10, noise: 10, target_scale: 5}}}}
-  transforms: [{{name: standard_scaler}}]
-  model: {{name: mlp, params: {{hidden: [64, 64, 64], activation: tanh}}}}
-  compile: {{optimizer: sgd, learning_rate: 0.01, loss: mse, metrics: [mae]}}
-  fit: {{epochs: 15, batch_size: 32}}
+  data:                        # ordered steps, the split one of them: `trainwreck ls steps`
+    - make_regression: {{n_samples: 800, n_features: 10, n_informative: 5, noise: 10}}
+    - split: {{val: 0.2, test: 0.2}}       # the oracle's test rows are held out before any step
+    - standard_scaler: {{}}                # below split: fitted on the training rows
+    - target_transform: {{kind: standardize}}
+    - target_transform: {{kind: scale, value: 5}}
+  model:                       # keras.layers as model.get_config() writes them: `trainwreck ls layers`
+    layers:
+      - Dense: {{units: 64, activation: tanh}}
+      - Dense: {{units: 64, activation: tanh}}
+      - Dense: {{units: 64, activation: tanh}}
+      - Dense: {{units: 1}}
+  compile: {{optimizer: sgd, learning_rate: 0.01, loss: mse, metrics: [mae]}}   # or {{SGD: {{learning_rate: 0.01, momentum: 0.9}}}}
+  fit: {{epochs: 10, batch_size: 32}}
 
 broken:                        # the fault: merged into base (mappings merge, lists replace)
   compile: {{learning_rate: 0.1}}
