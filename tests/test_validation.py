@@ -62,7 +62,7 @@ def test_unknown_dataset_lists_valid_names(tmp_path):
 
 
 def test_unknown_component_param(tmp_path):
-    p = _variant(tmp_path, lambda d: d["base"]["model"]["params"].update(hiden=[4]))
+    p = _variant(tmp_path, lambda d: d["base"].update(model={"name": "mlp", "params": {"hiden": [4]}}))
     line = _one_error(p)
     assert "base.model.params.hiden: unknown key 'hiden'" in line and "did you mean 'hidden'" in line
 
