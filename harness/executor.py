@@ -5,7 +5,11 @@ training, TensorFlow: seconds) and then serves many jobs over a pipe. The
 parent enforces a per-job time limit and a per-worker memory limit, and
 notices a worker that dies (an exception escaping, `os._exit`, a segfault,
 SIGKILL). Any of these becomes a failure result for that job only; the
-worker is replaced and the remaining jobs go on. Workers ignore SIGINT so
+worker is replaced and the remaining jobs go on. A worker may also be retired
+after `max_jobs` jobs and replaced by a fresh one: TensorFlow keeps a little of
+every model it has traced (the graphs of a metric's conditionals, about 5,000
+Python objects a run), so a worker that has served hundreds of runs spends
+seconds per run in the garbage collector. Workers ignore SIGINT so
 that Ctrl-C reaches only the parent, which stops them and returns.
 """
 
@@ -95,6 +99,7 @@ class _Worker:
     started: float = 0.0
     ready: bool = False
     spawned: float = field(default_factory=time.monotonic)
+    served: int = 0
 
 
 def _rss_bytes(pid: int) -> int:
@@ -112,14 +117,16 @@ class WorkerPool:
     """Runs jobs on `n` supervised workers; yields one JobResult per job as they finish."""
 
     def __init__(self, handler: str, init_args: tuple = (), n: int = 1, memory_limit_mb: int = 0,
-                 startup_timeout: float = 180.0):
+                 startup_timeout: float = 180.0, max_jobs: int = 0):
         if handler not in HANDLERS:
             raise ValueError(f"unknown worker handler {handler!r}")
         self.handler, self.init_args, self.n = handler, init_args, max(1, n)
+        self.max_jobs = max_jobs         # retire a worker after this many jobs (0: never)
         self.memory_limit = memory_limit_mb * 1024 * 1024
         self.startup_timeout = startup_timeout
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
+        self._retired: list[_Worker] = []
         self.replaced = 0
 
     def _spawn(self) -> _Worker:
@@ -148,10 +155,10 @@ class WorkerPool:
             elif w.proc.is_alive():
                 w.proc.kill()
         deadline = time.monotonic() + 3
-        for w in self._workers:
+        for w in self._workers + self._retired:
             w.proc.join(max(0.0, deadline - time.monotonic()))
             self._kill(w)
-        self._workers = []
+        self._workers, self._retired = [], []
 
     def __enter__(self) -> "WorkerPool":
         return self
@@ -164,6 +171,15 @@ class WorkerPool:
         self._workers[self._workers.index(w)] = self._spawn()
         self.replaced += 1
 
+    def _retire(self, w: _Worker) -> None:
+        """An idle worker that has served its `max_jobs`: asked to exit, and a fresh one takes its place."""
+        try:
+            w.conn.send(None)
+        except OSError:
+            pass
+        self._retired.append(w)     # it exits by itself; close() reaps it, so the pool does not wait here
+        self._workers[self._workers.index(w)] = self._spawn()
+
     def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
         pending = list(jobs)[::-1]
         if not pending:
@@ -172,6 +188,9 @@ class WorkerPool:
             self._workers.append(self._spawn())
         outstanding = len(pending)
         while outstanding:
+            for w in list(self._workers):
+                if w.ready and w.job is None and pending and self.max_jobs and w.served >= self.max_jobs:
+                    self._retire(w)
             for w in self._workers:
                 if w.ready and w.job is None and pending:
                     w.job, w.started = pending.pop(), time.monotonic()
@@ -201,6 +220,7 @@ class WorkerPool:
                 raise WorkerStartError(f"worker for '{self.handler}' failed to start: {value}")
             if kind in ("ok", "error"):
                 w.job = None
+                w.served += 1
                 return JobResult(job, kind, value if kind == "ok" else None,
                                  "" if kind == "ok" else str(value), now - w.started, w.proc.pid)
         if died or not w.proc.is_alive():

@@ -29,6 +29,11 @@ __all__ = ["RunSpec", "RunResult", "plan", "execute", "resolve_device", "TRACE_V
 # How a job ends when a limit of this machine, not the case, stopped it: reported, never cached.
 MACHINE_LIMITS = ("timeout", "memory")
 
+# Runs a training worker serves before a fresh one replaces it (executor.WorkerPool's max_jobs): a
+# TensorFlow worker's per-run overhead grows with every run it has served (0.9 s per run at the start
+# of a cold corpus, 3 s after 190 runs); a fresh worker costs one TensorFlow import, about 4 s.
+TRAIN_JOBS_PER_WORKER = 40
+
 
 # Each Keras backend, the distribution that provides it, and how to install it here.
 BACKENDS = {"tensorflow": ("tensorflow", "make setup"),
@@ -229,7 +234,8 @@ def make_pool(executor: str, handler: str, init_args: tuple, n: int, memory_limi
         return RayPool(handler, init_args, n=n, address=ray_address, memory_limit_mb=memory_limit_mb)
     if executor != "local":
         raise ValueError(f"unknown executor {executor!r}; valid: local, ray")
-    return WorkerPool(handler, init_args, n=n, memory_limit_mb=memory_limit_mb)
+    return WorkerPool(handler, init_args, n=n, memory_limit_mb=memory_limit_mb,
+                      max_jobs=TRAIN_JOBS_PER_WORKER if handler == "train" else 0)
 
 
 def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: float = 300.0,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from trainwreck.executor import Job, WorkerPool
 
 
-def _run(modes, timeout=20.0, memory_limit_mb=0, n=1, sleep=0.0):
+def _run(modes, timeout=20.0, memory_limit_mb=0, n=1, sleep=0.0, max_jobs=0):
     jobs = [Job(f"{i}-{m}", {"mode": m, "echo": i, "sleep": sleep}, timeout) for i, m in enumerate(modes)]
-    with WorkerPool("selftest", n=n, memory_limit_mb=memory_limit_mb) as pool:
+    with WorkerPool("selftest", n=n, memory_limit_mb=memory_limit_mb, max_jobs=max_jobs) as pool:
         out = {r.job.key: r for r in pool.run(jobs)}
         replaced = pool.replaced
     return [out[j.key] for j in jobs], replaced
@@ -47,6 +49,14 @@ def test_two_workers_share_the_jobs():
     assert all(r.status == "ok" for r in results)
     assert len({r.value["pid"] for r in results}) == 2
     assert [r.value["echo"] for r in results] == list(range(6))
+
+
+def test_a_worker_is_retired_after_max_jobs_and_nothing_is_lost():
+    results, replaced = _run(["ok"] * 7, n=2, max_jobs=2)
+    assert [r.value["echo"] for r in results] == list(range(7)) and all(r.status == "ok" for r in results)
+    served = Counter(r.value["pid"] for r in results)
+    assert max(served.values()) <= 2 and len(served) >= 4
+    assert replaced == 0, "a retirement is not a failure"
 
 
 def test_only_known_handlers():
