@@ -201,6 +201,29 @@ LAYER_ARGS: dict[str, dict[str, tuple]] = {
     "Softmax": {"axis": (int,)},
     "GaussianNoise": {"stddev": (float, int), "seed": (int, type(None))},
 }
+#: The objects a layer argument ending in _initializer, _regularizer or _constraint may name as a mapping,
+#: short {L1L2: {l1: 0.01}} or long {class_name: L1L2, config: {l1: 0.01}} (a string such as "he_normal"
+#: is Keras's own name for one and is passed through), each with the arguments it takes.
+_SEED = {"seed": (int, type(None))}
+NESTED_ARGS: dict[str, dict[str, dict[str, tuple]]] = {
+    "initializer": {
+        "Zeros": {}, "Ones": {}, "Constant": {"value": (float, int)},
+        "RandomNormal": {"mean": (float, int), "stddev": (float, int), **_SEED},
+        "RandomUniform": {"minval": (float, int), "maxval": (float, int), **_SEED},
+        "TruncatedNormal": {"mean": (float, int), "stddev": (float, int), **_SEED},
+        **{k: dict(_SEED) for k in ("GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "LecunNormal",
+                                    "LecunUniform")},
+        "Orthogonal": {"gain": (float, int), **_SEED}, "Identity": {"gain": (float, int)},
+        "VarianceScaling": {"scale": (float, int), "mode": (str,), "distribution": (str,), **_SEED}},
+    "regularizer": {"L1": {"l1": (float, int)}, "L2": {"l2": (float, int)},
+                    "L1L2": {"l1": (float, int), "l2": (float, int)},
+                    "OrthogonalRegularizer": {"factor": (float, int), "mode": (str,)}},
+    "constraint": {"MaxNorm": {"max_value": (float, int), "axis": (int, list)},
+                   "MinMaxNorm": {"min_value": (float, int), "max_value": (float, int), "rate": (float, int),
+                                  "axis": (int, list)},
+                   "NonNeg": {}, "UnitNorm": {"axis": (int, list)}},
+}
+
 #: Arguments that size a layer's weights, and the most any one may be.
 _SIZE_ARGS = {"units": 4096, "filters": 1024, "input_dim": 100_000, "output_dim": 1024}
 #: The most weights a layers model may hold: beyond it a worker runs out of memory or time.
@@ -233,6 +256,40 @@ def layer_entry(spec: Any) -> tuple[str, dict]:
     return name, cfg
 
 
+def _types_ok(value: Any, types: tuple) -> bool:
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
+def _want(types: tuple) -> str:
+    return " or ".join("null" if t is type(None) else t.__name__ for t in types)
+
+
+def check_nested(kind: str, value: Any) -> Any:
+    """An initializer, regularizer or constraint given as a mapping, checked against NESTED_ARGS and returned
+    in the long form Keras deserializes ({class_name:, config:}); a string or null is returned as it is."""
+    from .registry import suggest
+
+    if not isinstance(value, dict):
+        return value
+    table = NESTED_ARGS[kind]
+    try:
+        name, cfg = layer_entry(value)
+    except LayerSpecError as e:
+        raise LayerSpecError("", f"expected one {kind}: {{ClassName: {{argument: value}}}} or "
+                                 f"{{class_name:, config:}} ({e})") from None
+    if name not in table:
+        raise LayerSpecError(f".{name}", f"unknown {kind} class '{name}'; {suggest(name, sorted(table))}"
+                                         f"valid: {', '.join(sorted(table))}")
+    for arg, v in cfg.items():
+        if arg not in table[name]:
+            takes = ", ".join(sorted(table[name])) or "no arguments"
+            raise LayerSpecError(f".{name}.{arg}", f"{name} takes no argument '{arg}'; "
+                                                   f"{suggest(str(arg), sorted(table[name]))}takes: {takes}")
+        if not _types_ok(v, table[name][arg]):
+            raise LayerSpecError(f".{name}.{arg}", f"expected {_want(table[name][arg])}, got {v!r}")
+    return {"class_name": name, "config": dict(cfg)}
+
+
 def layer_arg_table(name: str) -> dict[str, tuple]:
     """Every argument an allowlisted layer class takes, with its allowed Python types."""
     return {**_COMMON_ARGS, **LAYER_ARGS[name]}
@@ -251,11 +308,14 @@ def check_layer(spec: Any) -> tuple[str, dict]:
         if arg not in args:
             raise LayerSpecError(f".{name}.{arg}", f"{name} takes no argument '{arg}'; "
                                                    f"{suggest(str(arg), sorted(args))}takes: {', '.join(sorted(args))}")
-        types = args[arg]
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if not ok:
-            want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise LayerSpecError(f".{name}.{arg}", f"expected {want}, got {value!r}")
+        if not _types_ok(value, args[arg]):
+            raise LayerSpecError(f".{name}.{arg}", f"expected {_want(args[arg])}, got {value!r}")
+        kind = str(arg).rpartition("_")[2]
+        if kind in NESTED_ARGS:
+            try:
+                cfg = {**cfg, arg: check_nested(kind, value)}
+            except LayerSpecError as e:
+                raise LayerSpecError(f".{name}.{arg}{e.where}", str(e)) from None
         if arg in _SIZE_ARGS and not 1 <= value <= _SIZE_ARGS[arg]:
             raise LayerSpecError(f".{name}.{arg}", f"expected 1..{_SIZE_ARGS[arg]}, got {value}")
         if arg in ("rate", "dropout", "recurrent_dropout") and not 0 <= value < 1:

@@ -95,6 +95,12 @@ def test_layer_index_outside_the_list_is_located(tmp_path):
     ({"Dense": {"units": 30000}}, "base.model.layers.0.Dense.units", "1..4096"),
     ({"Dropout": {"rate": 1.5}}, "base.model.layers.0.Dropout.rate", "[0, 1)"),
     ({"Dense": {"units": 8}, "Dropout": {}}, "base.model.layers.0", "expected one layer"),
+    ({"Dense": {"units": 8, "kernel_regularizer": {"L3": {"l3": 1.0}}}},
+     "base.model.layers.0.Dense.kernel_regularizer.L3", "unknown regularizer class 'L3'"),
+    ({"Dense": {"units": 8, "kernel_initializer": {"RandomNormal": {"stdev": 1.0}}}},
+     "base.model.layers.0.Dense.kernel_initializer.RandomNormal.stdev", "did you mean 'stddev'"),
+    ({"Dense": {"units": 8, "kernel_constraint": {"class_name": "MaxNorm", "config": {"max_value": "2"}}}},
+     "base.model.layers.0.Dense.kernel_constraint.MaxNorm.max_value", "expected float or int"),
 ])
 def test_bad_layer_is_located(tmp_path, layer, where, words):
     errs = _errors(tmp_path, _with(base__model__layers__0=layer))
@@ -215,8 +221,11 @@ print(json.dumps({"status": rec["outcome"]["status"], "val": '"val_loss"' in jso
 
 @pytest.mark.slow
 def test_layers_case_trains_with_keras_fit_arguments(tmp_path):
-    """A real fit of the layers form with validation_split, class_weight and callbacks: the trace sees val_*."""
-    case = load_case(_write(tmp_path, BASE))
+    """A real fit of the layers form with validation_split, class_weight and callbacks: the trace sees val_*;
+    initializers and regularizers in the short form build as Keras's long form."""
+    dense = {"units": 8, "activation": "relu", "kernel_regularizer": {"L1L2": {"l1": 0.001, "l2": 0.01}},
+             "bias_initializer": {"Constant": {"value": 0.1}}}
+    case = load_case(_write(tmp_path, _with(base__model__layers__0={"Dense": dense})))
     task = json.dumps(resolve_variant(case, "fixed").model_dump(mode="json", by_alias=True))
     r = subprocess.run([sys.executable, "-c", TRAIN, task], capture_output=True, text=True, timeout=300,
                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
