@@ -41,11 +41,15 @@ bench-jax: $(STAMP)  ## the corpus on Keras's JAX backend (results/jax/), then t
 bench-torch: setup-torch  ## the corpus on Keras's torch backend (results/torch/), then the cross-backend tables
 	$(call bench_on,torch)
 
+# pytest-xdist, one test process per core: the corpus and the tests that read it run in one of them
+# (conftest.py groups them), every other test file keeps to one process, so module fixtures run once.
+PYTEST := $(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup
+
 test: $(STAMP)  ## the whole suite, corpus oracles included (what CI runs)
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(PYTEST) $(ARGS)
 
 test-fast: $(STAMP)  ## the quick loop: everything not marked slow
-	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
 
 robust: $(STAMP)  ## the robustness check: every case on seeds 0-4 and under every perturbation; writes results/robustness.*
 	$(BIN)/trainwreck robust --progress --jobs $(JOBS) $(ARGS)

@@ -21,6 +21,15 @@ def pytest_report_header(config):
     return [f"trainwreck corpus: {len(case_files(CASES))} case files"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Groups for `pytest -n N --dist loadgroup` (pytest-xdist): every test that reads the corpus runs in the
+    process that trains it, and every other test with the rest of its file, so that no module fixture and
+    no corpus run is computed twice. Without xdist the marks do nothing."""
+    for item in items:
+        group = "corpus" if "corpus_results" in item.fixturenames else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def corpus():
     return load_corpus(CASES)
@@ -34,13 +43,18 @@ def results_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def corpus_results(corpus, results_dir):
-    """Every run of the corpus (case x variant x seed), trained once in real worker processes."""
+    """Every run of the corpus (case x variant x seed), trained once in real worker processes; under a file
+    lock, so that a second test process (pytest-xdist) that needs it reads the cache instead of training."""
+    from filelock import FileLock
+
     from trainwreck.run import Progress, default_jobs, execute, plan
     from trainwreck.store import RunStore
 
     specs = plan(corpus, device="cpu")
-    results = execute(specs, RunStore(results_dir / "runs"), jobs=default_jobs(), timeout=600,
-                      progress=Progress(len(specs), True), log=lambda *a: None)
+    (results_dir / "runs").mkdir(parents=True, exist_ok=True)
+    with FileLock(results_dir / "runs" / ".corpus.lock"):
+        results = execute(specs, RunStore(results_dir / "runs"), jobs=default_jobs(), timeout=600,
+                          progress=Progress(len(specs), True), log=lambda *a: None)
     return {(r.spec.case.id, r.spec.variant, r.spec.seed): r for r in results}
 
 

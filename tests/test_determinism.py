@@ -23,8 +23,9 @@ def _same(a, b) -> bool:
 
 
 def _specs(tmp_path):
-    """The small test case, two seeds of each variant: determinism does not depend on a case's size."""
-    return plan([load_case(_case_dir(tmp_path) / "test" / "tiny.yaml")], seeds=[0, 1])
+    """The small test case, one seed of each variant (determinism does not depend on a case's size): a
+    pooled worker trains the fixed run after the broken one, so what a run leaves behind would show."""
+    return plan([load_case(_case_dir(tmp_path) / "test" / "tiny.yaml")], seeds=[0])
 
 
 def test_pooled_worker_equals_fresh_workers(tmp_path):

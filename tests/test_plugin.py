@@ -73,7 +73,7 @@ def test_misbehaving_detectors_are_error_rows_and_the_bench_completes(corpus_res
     assert all(x["error"].startswith("timeout") for x in by_det["hanging"])
     assert all("expected Diagnosis" in x["error"] for x in by_det["garbage"])
     assert all("TypeError" in x["error"] or "AttributeError" in x["error"] for x in by_det["mutating"])
-    strict = run_cli(*args, "--strict")
+    strict = run_cli(*args, "--seeds", "0", "--strict")   # one seed is enough to see the exit code
     assert strict.returncode == 1
 
 
