@@ -21,6 +21,7 @@ def pytest_report_header(config):
     return [f"trainwreck corpus: {len(case_files(CASES))} case files"]
 
 
+@pytest.hookimpl(tryfirst=True)   # before xdist's own hook, which reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
     """Groups for `pytest -n N --dist loadgroup` (pytest-xdist): every test that reads the corpus runs in the
     process that trains it, and every other test with the rest of its file, so that no module fixture and
