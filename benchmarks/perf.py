@@ -49,43 +49,16 @@ def _verdict(value: float, goal: float, higher: bool = False) -> str:
 
 # -- (a) tracing overhead
 
-def _optimizer(c):
-    """The optimizer a case's compile section names (as the worker builds it)."""
-    import keras
-
-    kw = {"learning_rate": c.learning_rate}
-    if c.clipnorm:
-        kw["clipnorm"] = c.clipnorm
-    if c.optimizer == "sgd":
-        kw["momentum"] = c.momentum
-    return keras.optimizers.get({"class_name": c.optimizer, "config": kw})
-
-
 def _fit_timer(task):
-    """fit(mode) -> seconds of one seeded model.fit: mode 'bare', 'default' (the trace callback) or 'steps'."""
-    import keras
-
-    from trainwreck.datasets import load_dataset
-    from trainwreck.models import build_model
-    from trainwreck.pipelines import make_fit_input
-    from trainwreck.trace import PROBE_SIZE, TraceCallback
-    from trainwreck.transforms import apply_transforms
+    """fit(mode) -> seconds of one seeded model.fit, built as a worker builds it (`train.prepare_fit`):
+    mode 'bare' (no trace callback), 'default' (the per-epoch trace) or 'steps' (every STEP_EVERY batches)."""
+    from trainwreck.train import prepare_fit
 
     def fit(mode: str) -> float:
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(0)
-        data = apply_transforms(load_dataset(task.dataset.name, task.dataset.params, 0),
-                                [(t.name, t.params) for t in task.transforms], 0)
-        model = build_model(task.model.name, task.model.params, data.x_train.shape[1:], data.task, data.n_classes)
-        model.compile(optimizer=_optimizer(task.compile), loss=task.compile.loss, metrics=list(task.compile.metrics))
-        fin = make_fit_input(task.pipeline.name, task.pipeline.params, data.x_train, data.y_train,
-                             task.fit.batch_size, 0)
-        every = {"bare": None, "default": 0, "steps": STEP_EVERY}[mode]
-        cbs = [] if every is None else [TraceCallback(data.x_train[:PROBE_SIZE], data.y_train[:PROBE_SIZE],
-                                                      fin.shapes_seen, None, trace_every=every)]
+        every = {"bare": 0, "default": 0, "steps": STEP_EVERY}[mode]
+        p = prepare_fit(task, 0, trace_every=every, traced=mode != "bare")
         t0 = time.perf_counter()
-        model.fit(fin.x, fin.y, epochs=task.fit.epochs, verbose=0, callbacks=cbs,
-                  validation_data=(data.x_val, data.y_val), **fin.fit_kwargs)
+        p.model.fit(p.x, p.y, **p.kwargs)
         return time.perf_counter() - t0
 
     return fit

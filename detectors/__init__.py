@@ -5,6 +5,6 @@ A plugin author needs only this import::
     from trainwreck.detectors import Detector, OnlineDetector, Diagnosis, RunRecord
 """
 
-from .base import Detector, Diagnosis, OnlineDetector, RunRecord
+from .base import Detector, Diagnosis, LearnedDetector, OnlineDetector, RunRecord
 
-__all__ = ["Detector", "Diagnosis", "OnlineDetector", "RunRecord"]
+__all__ = ["Detector", "Diagnosis", "LearnedDetector", "OnlineDetector", "RunRecord"]

@@ -45,7 +45,7 @@ from typing import ClassVar
 from trainwreck import taxonomy
 from trainwreck.record import EpochTrace, RunRecord, truncate
 
-__all__ = ["Diagnosis", "Detector", "OnlineDetector", "RECORD_PARTS", "InvalidDiagnosis", "RunRecord", "EpochTrace",
+__all__ = ["Diagnosis", "Detector", "OnlineDetector", "LearnedDetector", "RECORD_PARTS", "InvalidDiagnosis", "RunRecord", "EpochTrace",
            "replay_budget", "REPLAY_OVERHEAD_S"]
 
 # "steps": the per-step records inside each epoch (EpochTrace.step_trace), recorded when a run's
@@ -116,6 +116,34 @@ class Detector:
 
     def diagnose(self, record: RunRecord) -> list[Diagnosis]:
         raise NotImplementedError
+
+
+class LearnedDetector(Detector):
+    """Base class of detectors whose rules are learned from labelled runs (DeepFD's classifiers).
+
+    A learned detector never sees a label of the run it diagnoses, by construction: the harness
+    (`trainwreck.crossfit`) asks it for each run's `features(record)` (no label), then calls the class's
+    `fit(features, labels, seed)` on the runs of the *other* cases of a fold (grouped cross-validation
+    by case), and diagnoses each held-out run with an instance built on that fold's model,
+    `cls(model)`. `fit` must return something picklable (it travels to the detector worker).
+    Without a model (`cls()`, as the conformance kit builds it) a learned detector names nothing.
+    `replay = False` diagnoses the finished run only (latency: the run's length).
+    """
+    replay: ClassVar[bool] = True
+
+    def __init__(self, model=None):
+        self.model = model
+
+    def features(self, record: RunRecord) -> dict[str, float]:
+        raise NotImplementedError
+
+    @classmethod
+    def fit(cls, features: list, labels: list[str], seed: int = 0):
+        raise NotImplementedError
+
+    def diagnose_many(self, records: list[RunRecord]) -> list[list[Diagnosis]]:
+        """`diagnose` of each record; override to predict a fold's runs in one call."""
+        return [self.diagnose(r) for r in records]
 
 
 class OnlineDetector(Detector):

@@ -52,6 +52,7 @@ BUILTINS: dict[str, str] = {
     "smdebug": "trainwreck.detectors.smdebug:SMDebug",
     "deepchecker": "trainwreck.detectors.deepchecker:DeepChecker",
     "data-lint": "trainwreck.detectors.data_lint:DataLint",
+    "deepfd": "trainwreck.detectors.deepfd:DeepFD",
     "random": "trainwreck.detectors.baselines:RandomCause",
     "majority": "trainwreck.detectors.baselines:MajorityCause",
 }

@@ -18,7 +18,7 @@ from trainwreck.record import RunRecord, truncate
 
 from .base import Detector, Diagnosis, OnlineDetector, restrict
 
-__all__ = ["diagnose_replay", "validate_output"]
+__all__ = ["diagnose_replay", "validate_output", "learned_features", "diagnose_learned"]
 
 
 def validate_output(name: str, out) -> list[Diagnosis]:
@@ -37,8 +37,40 @@ def _first_seen(first: dict, key: str | None, k: int) -> None:
         first[key] = k
 
 
-def diagnose_replay(detector: Detector, record_dict: dict, replay: bool = True) -> dict:
-    record = restrict(RunRecord.from_dict(record_dict), frozenset(detector.needs))
+def learned_features(detector, record_dict: dict) -> dict[str, float]:
+    """A learned detector's features of one run, from the parts of the record it declared."""
+    out = detector.features(restrict(RunRecord.from_dict(record_dict), frozenset(detector.needs)))
+    if not isinstance(out, dict) or not all(isinstance(k, str) and isinstance(v, (int, float)) and
+                                            not isinstance(v, bool) for k, v in out.items()):
+        raise TypeError(f"{detector.name}.features returned {type(out).__name__}, expected a dict of str -> float")
+    return {k: float(v) for k, v in out.items()}
+
+
+def diagnose_learned(detector, records: dict, replay: bool) -> dict:
+    """{key: (answer, "")} for a fold's records: replayed one by one, or (`replay` False) diagnosed in one
+    `diagnose_many` call, each answer's latency then the run's length."""
+    if replay:
+        return {k: (diagnose_replay(detector, rec), "") for k, rec in records.items()}
+    recs = {k: restrict(RunRecord.from_dict(rec), frozenset(detector.needs)) for k, rec in records.items()}
+    t0 = time.perf_counter()
+    outs = detector.diagnose_many(list(recs.values()))
+    each = (time.perf_counter() - t0) / max(1, len(recs))
+    answers = {}
+    for (k, rec), out in zip(recs.items(), outs):
+        ds = validate_output(detector.name, out)
+        first_cause, first_symptom = {}, {}
+        for d in ds:
+            _first_seen(first_cause, d.cause, len(rec.trace))
+            _first_seen(first_symptom, d.symptom, len(rec.trace))
+        answers[k] = ({"diagnoses": [d.to_dict() for d in ds], "first_cause": first_cause,
+                       "first_symptom": first_symptom, "seconds": each}, "")
+    return answers
+
+
+def diagnose_replay(detector: Detector, record: dict | RunRecord, replay: bool = True) -> dict:
+    if not isinstance(record, RunRecord):
+        record = RunRecord.from_dict(record)
+    record = restrict(record, frozenset(detector.needs))
     t0 = time.perf_counter()
     first_cause: dict[str, int] = {}
     first_symptom: dict[str, int] = {}

@@ -40,7 +40,8 @@ from trainwreck import taxonomy
 from trainwreck.executor import Job, JobResult, WorkerPool, WorkerStartError
 from trainwreck.record import RunRecord
 
-from .base import REPLAY_OVERHEAD_S, RECORD_PARTS, Detector, Diagnosis, OnlineDetector, replay_budget, restrict
+from .base import (REPLAY_OVERHEAD_S, RECORD_PARTS, Detector, Diagnosis, LearnedDetector, OnlineDetector, replay_budget,
+                   restrict)
 
 __all__ = ["check_detector", "parametrize_with_checks", "CHECKS", "synthetic_records", "healthy_dict", "long_dict",
            "LONG_TRACE_EPOCHS", "check_time_limit", "worker_spec", "DetectorWorker", "run_check"]
@@ -446,10 +447,49 @@ def check_time_budget(cls, worker: DetectorWorker | None = None):
     _answer("check_time_budget", cls, result, limit, f"the replay of a {LONG_TRACE_EPOCHS}-epoch record", why)
 
 
+@_isolated
+def check_learned(cls):
+    """A learned detector (`LearnedDetector`), as the bench's cross-fitting uses it: `features` gives the
+    same float-valued keys on every synthetic record; `fit` on those (with labels) returns a model; an
+    instance on that model returns valid, in-scope diagnoses, the same for two fits. Others pass."""
+    if not (isinstance(cls, type) and issubclass(cls, LearnedDetector)):
+        return
+    inputs = _inputs(cls)
+    feats = []
+    for label, rec in inputs:
+        try:
+            f = cls().features(rec)
+        except Exception as e:  # noqa: BLE001 - the bench would record an error row
+            _fail("check_learned", cls, f"features raised {type(e).__name__}: {e} (record {label!r})")
+        if not isinstance(f, dict) or not all(isinstance(k, str) and isinstance(v, (int, float))
+                                              and not isinstance(v, bool) for k, v in f.items()):
+            _fail("check_learned", cls, f"features returned {type(f).__name__}, expected a dict of str -> float "
+                                        f"(record {label!r})")
+        if feats and set(f) != set(feats[0]):
+            _fail("check_learned", cls, f"features gives other keys on record {label!r} than on {inputs[0][0]!r}")
+        feats.append(f)
+    causes = sorted(getattr(cls, "causes", None) or taxonomy.cause_names())
+    labels = [causes[i % len(causes)] if name == "nan" else taxonomy.HEALTHY for i, (name, _) in enumerate(inputs)]
+    outs = []
+    for _ in range(2):
+        try:
+            model = cls.fit(feats, labels, 0)
+        except Exception as e:  # noqa: BLE001
+            _fail("check_learned", cls, f"fit raised {type(e).__name__}: {e}")
+        outs.append([_dicts(_run("check_learned", cls, rec, label, cls(model))) for label, rec in inputs])
+        for (label, _), ds in zip(inputs, outs[-1]):
+            for d in ds:
+                why = _out_of_scope(cls, Diagnosis(**d))
+                if why:
+                    _fail("check_learned", cls, f"{why} (record {label!r}, fitted)")
+    if repr(outs[0]) != repr(outs[1]):
+        _fail("check_learned", cls, "two fits on the same features and labels diagnose differently")
+
+
 CHECKS: dict[str, Callable] = {f.__name__: f for f in (
     check_metadata, check_returns_list, check_valid_terms, check_within_scope, check_confidence_range,
     check_deterministic,
-    check_no_mutation, check_tolerates_missing_fields, check_online_agreement, check_time_budget)}
+    check_no_mutation, check_tolerates_missing_fields, check_online_agreement, check_learned, check_time_budget)}
 
 
 def _expected(cls, expected_failed_checks) -> dict:

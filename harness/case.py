@@ -806,10 +806,21 @@ def _check_fix(file: str, case: Case, resolved: dict[str, Task]) -> list[CaseErr
     return []
 
 
+_LOADED: dict[tuple, Case] = {}
+
+
 def load_case(path: str | Path) -> Case:
+    """The validated case of one file; a file read before and unchanged since (same mtime and size) is not
+    parsed again (a `score` or `bench` reads the corpus more than once; parsing costs a second)."""
     path = Path(path)
-    family = path.parent.name
-    return _validate(_read_yaml(path), str(path), family)
+    st = path.stat() if path.is_file() else None
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size) if st else None
+    if key is not None and key in _LOADED:
+        return _LOADED[key]
+    case = _validate(_read_yaml(path), str(path), path.parent.name)
+    if key is not None:
+        _LOADED[key] = case
+    return case
 
 
 def case_files(root: Path = CASES_DIR) -> list[Path]:

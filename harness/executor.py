@@ -36,6 +36,7 @@ class WorkerStartError(RuntimeError):
 HANDLERS = {
     "train": ("trainwreck.worker_jobs", "init_train", "train"),
     "detect": ("trainwreck.worker_jobs", "init_detect", "detect"),
+    "detect_many": ("trainwreck.worker_jobs", "init_detect_many", "detect_many"),
     "selftest": ("trainwreck.worker_jobs", "init_selftest", "selftest"),
 }
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from .crossfit import fold_table
 from .environment import trainwreck_version
 from .metrics import (CI_NOTE, METRICS, Estimate, confusion, detector_metrics, per_cause_recall, resamples,
                       severity_onsets, significance)
@@ -224,6 +225,15 @@ def build_tables(rows: list[ScoreRow], fp: dict | None = None) -> list[Table]:
                          "each run is judged by the oracle of the behaviour its worker measured."],
                         [{"case": r.case_id, "variant": r.variant, "seed": r.seed, "probes": dict(r.probes),
                           "outcome": r.outcome, **r.oracle_detail} for r in dep]))
+
+    folds = fold_table(rows)
+    if folds:
+        tables.append(Table("folds", f"Learned detectors' folds {over}: the cases each fold's model diagnosed, "
+                                     "fitted on the runs of all the other cases",
+                            ["detector", "fold", "runs", "held-out cases"],
+                            [[f["detector"], f["fold"], f["runs"], ", ".join(f["cases"])] for f in folds],
+                            ["Grouped cross-validation by case (scikit-learn GroupKFold): no run is diagnosed by a "
+                             "model fitted on a run of its own case (trainwreck.crossfit)."], folds))
 
     inv = [r for r in runs if not r.valid]
     tables.append(Table("invalid", f"Runs whose oracle did not hold (excluded from scoring) {over}",

@@ -248,7 +248,7 @@ def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: fl
     Raises KeyboardInterrupt after the workers are stopped; every record written before then is whole.
     """
     progress = progress or Progress(len(specs), False)
-    done, todo = _from_cache(specs, store, progress, log)
+    done, todo = _from_cache(specs, store, progress, log, discard=train)
     if todo and not train:
         raise NotCached(list(todo.values()))
     by_setting: dict[WorkerSetting, dict[str, RunSpec]] = {}
@@ -285,10 +285,10 @@ class NotCached(Exception):
 
 
 def _from_cache(specs: list[RunSpec], store: RunStore, progress: Progress,
-                log) -> tuple[dict[str, tuple[dict, dict, str, str]], dict[str, RunSpec]]:
+                log, discard: bool = True) -> tuple[dict[str, tuple[dict, dict, str, str]], dict[str, RunSpec]]:
     """(done, todo): key -> (record, extras, 'cached', '') for what the cache holds, key -> spec for the rest.
 
-    A damaged record is reported and discarded, so its run is trained again."""
+    A damaged record is reported and (with `discard`, when its run is about to be trained again) deleted."""
     done: dict[str, tuple[dict, dict, str, str]] = {}
     todo: dict[str, RunSpec] = {}
     for spec in specs:
@@ -297,8 +297,9 @@ def _from_cache(specs: list[RunSpec], store: RunStore, progress: Progress,
         try:
             stored = store.get(spec.key)
         except CorruptRecord as e:
-            log(f"warning: {e}; it will be re-run")
-            store.discard(spec.key)
+            if discard:
+                log(f"warning: {e}; it will be re-run")
+                store.discard(spec.key)
             stored = None
         if stored is None:
             todo[spec.key] = spec

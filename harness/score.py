@@ -22,6 +22,7 @@ from pathlib import Path
 
 from trainwreck.detectors.loading import DetectorInfo
 
+from .crossfit import crossfit
 from .errors import UsageError
 from .executor import Job, WorkerPool
 from .run import RunResult
@@ -249,6 +250,8 @@ def _row(info: DetectorInfo, res: RunResult, answer: dict | None, error: str,
                 detector_causes=scope[0], detector_symptoms=scope[1], **_run_facts(res))
     if answer is None:
         return ScoreRow(**base, error=error or "no answer")
+    if "fold" in answer:
+        base["extra"] = {"fold": answer["fold"]}
     ds = answer["diagnoses"]
     lat = answer["first_cause"].get(case.cause)
     lat_s = None
@@ -263,20 +266,28 @@ def _row(info: DetectorInfo, res: RunResult, answer: dict | None, error: str,
 
 def score_runs(results: list[RunResult], detectors: list[DetectorInfo], *, jobs: int = 1,
                log=print) -> list[ScoreRow]:
+    """One row per (detector, run). The built-ins are replayed together (`_replay_grouped`), a learned
+    detector is cross-fitted (`crossfit`), every other detector gets workers of its own."""
     rows: list[ScoreRow] = []
     by_key = {r.spec.key: r for r in results}
+    plain = {k: r.record.to_dict() for k, r in by_key.items()}   # once, not once per detector
+    learned = {i.spec for i in detectors if _learned(i)}
+    batched = [i for i in detectors if i.origin == "builtin" and i.spec not in learned]
+    t0 = time.monotonic()
+    grouped = _replay_grouped(batched, by_key, plain, jobs) if len(batched) > 1 else {}
+    if grouped:
+        log(f"scored {len(batched)} built-in detectors together on {len(by_key)} runs in {time.monotonic() - t0:.1f}s")
     for info in detectors:
         t0 = time.monotonic()
-        jobs_list = [Job(r.spec.key, {"record": r.record.to_dict()}, _budget(info, len(r.record.trace)))
-                     for r in by_key.values()]
         answers: dict[str, tuple[dict | None, str]] = {}
         try:
-            with WorkerPool("detect", (info.spec,), n=jobs) as pool:
-                for jr in pool.run(jobs_list):
-                    if jr.status == "ok":
-                        answers[jr.job.key] = (jr.value, "")
-                    else:
-                        answers[jr.job.key] = (None, f"{jr.status}: {jr.message.splitlines()[0] if jr.message else ''}")
+            if info.spec in grouped:
+                answers = grouped[info.spec]
+            elif info.spec in learned:
+                answers, _ = crossfit(info.spec, list(by_key.values()), plain,
+                                      lambda n, info=info: _budget(info, n), jobs=jobs, log=log)
+            else:
+                answers = _replay_all(info, by_key, plain, jobs)
         except RuntimeError as e:  # the detector could not even be loaded
             answers = {k: (None, f"load error: {e}") for k in by_key}
         scope = _scope(info)
@@ -285,6 +296,57 @@ def score_runs(results: list[RunResult], detectors: list[DetectorInfo], *, jobs:
             rows.append(_row(info, r, ans, err, scope))
         log(f"scored {info.name:<16} on {len(by_key)} runs in {time.monotonic() - t0:.1f}s")
     return rows
+
+
+def _replay_all(info: DetectorInfo, by_key: dict, plain: dict, jobs: int) -> dict[str, tuple[dict | None, str]]:
+    """{run key: (answer, error)}: every run replayed in the detector's workers."""
+    answers = {}
+    with WorkerPool("detect", (info.spec,), n=jobs) as pool:
+        for jr in pool.run([Job(k, {"record": plain[k]}, _budget(info, len(r.record.trace)))
+                            for k, r in by_key.items()]):
+            answers[jr.job.key] = (jr.value, "") if jr.status == "ok" else \
+                (None, f"{jr.status}: {jr.message.splitlines()[0] if jr.message else ''}")
+    return answers
+
+
+def _replay_grouped(infos: list[DetectorInfo], by_key: dict, plain: dict,
+                    jobs: int) -> dict[str, dict[str, tuple[dict | None, str]]]:
+    """{spec: {run key: (answer, error)}} for detectors replayed together, one job per run (the
+    built-ins: the project's own, conformance-checked code). A run whose job dies or hangs is replayed
+    again by each detector in its own worker (`_replay_all`), so the culprit alone gets the error row;
+    {} when the shared workers cannot start (every detector then gets its own)."""
+    specs = tuple(i.spec for i in infos)
+    out: dict[str, dict] = {s: {} for s in specs}
+    failed = []
+    try:
+        with WorkerPool("detect_many", (specs,), n=jobs) as pool:
+            job_list = []
+            for k, r in by_key.items():
+                budgets = {i.spec: _budget(i, len(r.record.trace)) for i in infos}
+                job_list.append(Job(k, {"record": plain[k], "budgets": budgets}, sum(budgets.values())))
+            for jr in pool.run(job_list):
+                if jr.status != "ok":
+                    failed.append(jr.job.key)
+                    continue
+                for spec, (answer, error) in jr.value.items():
+                    out[spec][jr.job.key] = (answer, error)
+    except RuntimeError:   # a detector that does not load: each is loaded alone, and its load error reported
+        return {}
+    if failed:
+        for info in infos:
+            out[info.spec].update(_replay_all(info, {k: by_key[k] for k in failed}, plain, jobs))
+    return out
+
+
+def _learned(info: DetectorInfo) -> bool:
+    """A LearnedDetector subclass: scored by grouped cross-fitting (trainwreck.crossfit)."""
+    from trainwreck.detectors.base import LearnedDetector
+    from trainwreck.detectors.loading import resolve_class
+
+    try:
+        return issubclass(resolve_class(info.spec), LearnedDetector)
+    except Exception:  # noqa: BLE001 - a class that does not load gets its load error from the worker
+        return False
 
 
 def _budget(info: DetectorInfo, n_epochs: int) -> float:

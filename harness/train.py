@@ -14,6 +14,7 @@ import math
 import platform
 import time
 import traceback
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from .record import SCHEMA_VERSION
 from .summary import array_batch_shapes, model_summary, run_status
 from .transforms import apply_transforms
 
-__all__ = ["run_task", "environment", "visible_device", "setup_worker", "short_message"]
+__all__ = ["run_task", "prepare_fit", "PreparedFit", "environment", "visible_device", "setup_worker", "short_message"]
 
 _ENV: dict | None = None
 
@@ -200,6 +201,66 @@ def _evaluate(model, x, y, task: str) -> dict:
     return out
 
 
+@dataclass
+class PreparedFit:
+    """Everything `model.fit` is called with, built from a task: what `run_task` trains, and what
+    `make perf` times with and without the trace callback (`probe` None when built untraced)."""
+    data: object
+    model: object
+    x: object
+    y: object
+    kwargs: dict
+    probe: object
+    units: int
+    activation: str
+
+
+def prepare_fit(task: Task, seed: int, trace_every: int = 0, traced: bool = True) -> PreparedFit:
+    """A fresh, seeded session; the data, the compiled model, the fit input and fit's arguments."""
+    import keras
+    import tensorflow as tf
+
+    from .trace import PROBE_SIZE, TraceCallback
+
+    keras.backend.clear_session(free_memory=True)
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        tf.config.experimental.enable_op_determinism()
+    data = _data(task, seed)
+    model, (units, act) = _model(task, data)
+    c, f = task.compile, task.fit
+    model.compile(optimizer=_optimizer(c), loss=_loss(c), metrics=list(c.metrics))
+
+    fit_in = make_fit_input(task.pipeline.name, task.pipeline.params, data.x_train, data.y_train,
+                            f.batch_size, seed)
+    probe = None
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if traced:
+        array_shapes = (array_batch_shapes(len(data.x_train), f.batch_size, data.x_train.shape[1:])
+                        if fit_in.shapes_seen is None else None)
+        probe = TraceCallback(data.x_train[:PROBE_SIZE], data.y_train[:PROBE_SIZE], fit_in.shapes_seen,
+                              array_shapes, trace_every=trace_every)
+        callbacks.insert(0, probe)
+    if f.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(**f.early_stopping.model_dump()))
+    # each name is one of case.CALLBACK_ARGS' allowlist, checked (with its arguments) when the case was read
+    callbacks += [getattr(keras.callbacks, n)(**kw) for cb in f.callbacks for n, kw in cb.items()]
+    kwargs = dict(fit_in.fit_kwargs, epochs=f.epochs, verbose=0, callbacks=callbacks, initial_epoch=f.initial_epoch)
+    if f.steps_per_epoch is not None:  # the case's own count wins over the pipeline's one pass
+        kwargs["steps_per_epoch"] = f.steps_per_epoch
+    if f.validation_split:  # Keras holds out the last fraction of x/y; the logs still carry val_* keys
+        kwargs["validation_split"] = f.validation_split
+    else:
+        kwargs["validation_data"] = (data.x_val, data.y_val)
+    if fit_in.y is not None:
+        kwargs["shuffle"] = f.shuffle
+    if f.class_weight == "balanced":
+        kwargs["class_weight"] = _class_weight(data.y_train)
+    elif isinstance(f.class_weight, dict):
+        kwargs["class_weight"] = {int(k): float(v) for k, v in f.class_weight.items()}
+    return PreparedFit(data, model, fit_in.x, fit_in.y, kwargs, probe, units, act)
+
+
 def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str, trace_every: int = 0) -> dict:
     """Train one run; never raises for a failure of the run itself (that is the outcome).
 
@@ -218,52 +279,18 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str, tr
       message: never cached and never a valid run (oracle.evaluate fails it whatever the conditions).
     """
     import keras
-    import tensorflow as tf
 
     from . import trace as trace_module
     from .record import RunRecord
-    from .trace import PROBE_SIZE, TraceCallback
 
     task = Task.model_validate(task_dict)
-    keras.backend.clear_session(free_memory=True)
-    keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
-        tf.config.experimental.enable_op_determinism()
     t0 = time.perf_counter()
-
-    data = _data(task, seed)
-    model, (units, act) = _model(task, data)
-    c, f = task.compile, task.fit
-    model.compile(optimizer=_optimizer(c), loss=_loss(c), metrics=list(c.metrics))
-
-    fit_in = make_fit_input(task.pipeline.name, task.pipeline.params, data.x_train, data.y_train,
-                            f.batch_size, seed)
-    array_shapes = (array_batch_shapes(len(data.x_train), f.batch_size, data.x_train.shape[1:])
-                    if fit_in.shapes_seen is None else None)
-    probe = TraceCallback(data.x_train[:PROBE_SIZE], data.y_train[:PROBE_SIZE], fit_in.shapes_seen, array_shapes,
-                          trace_every=trace_every)
-    callbacks = [probe, keras.callbacks.TerminateOnNaN()]
-    if f.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(**f.early_stopping.model_dump()))
-    # each name is one of case.CALLBACK_ARGS' allowlist, checked (with its arguments) when the case was read
-    callbacks += [getattr(keras.callbacks, n)(**kw) for cb in f.callbacks for n, kw in cb.items()]
-    kwargs = dict(fit_in.fit_kwargs, epochs=f.epochs, verbose=0, callbacks=callbacks, initial_epoch=f.initial_epoch)
-    if f.steps_per_epoch is not None:  # the case's own count wins over the pipeline's one pass
-        kwargs["steps_per_epoch"] = f.steps_per_epoch
-    if f.validation_split:  # Keras holds out the last fraction of x/y; the logs still carry val_* keys
-        kwargs["validation_split"] = f.validation_split
-    else:
-        kwargs["validation_data"] = (data.x_val, data.y_val)
-    if fit_in.y is not None:
-        kwargs["shuffle"] = f.shuffle
-    if f.class_weight == "balanced":
-        kwargs["class_weight"] = _class_weight(data.y_train)
-    elif isinstance(f.class_weight, dict):
-        kwargs["class_weight"] = {int(k): float(v) for k, v in f.class_weight.items()}
+    fit = prepare_fit(task, seed, trace_every)
+    data, model, probe, f, c = fit.data, fit.model, fit.probe, task.fit, task.compile
 
     status, exc_type, message = "completed", "", ""
     try:
-        model.fit(fit_in.x, fit_in.y, **kwargs)
+        model.fit(fit.x, fit.y, **fit.kwargs)
     except Exception as e:  # the broken run is allowed, even expected, to raise
         if any(frame.f_code.co_filename == trace_module.__file__ for frame, _ in traceback.walk_tb(e.__traceback__)):
             raise  # the harness's trace callback failed inside fit: a harness error, not the run's crash
@@ -280,7 +307,7 @@ def run_task(task_dict: dict, seed: int, key: str, backend: str, device: str, tr
         "data": profile_data(data.x_train, data.y_train, data.x_val, data.y_val),
         "model": model_summary(model, optimizer=c.optimizer_name, learning_rate=c.lr, loss=c.loss_name,
                                metrics=c.metrics, batch_size=f.batch_size, epochs=f.epochs,
-                               output_units=units, output_activation=act),
+                               output_units=fit.units, output_activation=fit.activation),
         "trace": probe.epochs,
         "outcome": {"status": status, "exception_type": exc_type, "message": message,
                     "epochs_run": len(done), "wall_seconds": wall},

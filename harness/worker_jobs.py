@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["init_train", "train", "init_detect", "detect", "init_selftest", "selftest"]
+__all__ = ["init_train", "train", "init_detect", "detect", "init_detect_many", "detect_many", "init_selftest",
+           "selftest"]
 
 
 def init_train(backend: str, device: str, threads: int, env: dict | None = None):
@@ -44,15 +45,50 @@ def init_detect(spec: str):
 
 
 def detect(detector, payload: dict) -> dict:
-    """Replay one run record; or, for the conformance kit, run one of its checks (payload {"check": name})
+    """Replay one run record (a learned detector: with a fold's model, or its features, or fitting that
+    model: see trainwreck.crossfit); or, for the conformance kit, run one of its checks (payload {"check": name})
     in this worker, so that a detector which hangs or kills its process cannot take the caller with it."""
     if "check" in payload:
         from trainwreck.detectors.testing import run_check
 
         return run_check(type(detector), payload["check"])
-    from trainwreck.detectors.runner import diagnose_replay
+    from trainwreck.detectors.runner import diagnose_learned, diagnose_replay, learned_features
 
+    if "fit" in payload:        # a learned detector's fold model, from other cases' features and labels
+        return type(detector).fit(**payload["fit"])
+    if "features" in payload:   # {key: (features, "")} for a chunk of records
+        return {k: (learned_features(detector, rec), "") for k, rec in payload["records"].items()}
+    if "model" in payload:      # {key: (answer, "")}: a fold's held-out records, diagnosed by its model
+        return diagnose_learned(type(detector)(payload["model"]), payload["records"], payload["replay"])
     return diagnose_replay(detector, payload["record"], payload.get("replay", True))
+
+
+def init_detect_many(specs: tuple) -> dict:
+    from trainwreck.detectors.loading import load_detector
+
+    return {spec: load_detector(spec) for spec in specs}
+
+
+def detect_many(detectors: dict, payload: dict) -> dict:
+    """One run replayed by several detectors (the built-ins, which the bench batches): the record crosses
+    the pipe and is validated once. {spec: (answer, "") or (None, error)}: a detector's exception is its
+    own error, and a replay over its budget (payload["budgets"][spec]) is its own timeout."""
+    from trainwreck.detectors.runner import diagnose_replay
+    from trainwreck.record import RunRecord
+
+    record = RunRecord.from_dict(payload["record"])
+    out = {}
+    for spec, detector in detectors.items():
+        t0 = time.perf_counter()
+        try:
+            answer = diagnose_replay(detector, record)
+        except Exception as e:  # noqa: BLE001 - this detector's error row; the others still answer
+            out[spec] = (None, f"error: {f'{type(e).__name__}: {e}'.splitlines()[0]}")
+            continue
+        limit = payload["budgets"][spec]
+        over = time.perf_counter() - t0 > limit
+        out[spec] = (None, f"timeout: exceeded the time limit of {limit:g}s") if over else (answer, "")
+    return out
 
 
 def init_selftest():

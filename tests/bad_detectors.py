@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from trainwreck.detectors.base import Detector, Diagnosis
+from trainwreck.detectors.base import Detector, Diagnosis, LearnedDetector
 
 
 class Crashing(Detector):
@@ -63,3 +63,21 @@ class Impostor(Detector):
 
     def diagnose(self, record):
         return []
+
+
+class LearnedSpy(LearnedDetector):
+    """A learned detector whose model is the list of runs it was fitted on (by their keys' first 12 hex
+    digits, carried as a feature): its one diagnosis names them, so a test can check the folds."""
+    name, version, needs = "learned-spy", "1.0", frozenset({"trace"})
+    causes, symptoms = frozenset({"lr_too_high"}), frozenset()
+    replay = False
+
+    def features(self, record):
+        return {"run": float(int(record.key[:12], 16)) if len(record.key) >= 12 else 0.0}
+
+    @classmethod
+    def fit(cls, features, labels, seed=0):
+        return sorted(f"{int(f['run']):012x}" for f in features)
+
+    def diagnose(self, record):
+        return [Diagnosis(cause="lr_too_high", confidence=0.5, evidence=",".join(self.model))] if self.model else []

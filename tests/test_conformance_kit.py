@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from trainwreck.detectors.base import Detector, Diagnosis, OnlineDetector, replay_budget
+from trainwreck.detectors.base import Detector, Diagnosis, LearnedDetector, OnlineDetector, replay_budget
 from trainwreck.detectors.loading import DetectorInfo
 from trainwreck.detectors.nan_guard import NanGuard
 from trainwreck.detectors.testing import (CHECKS, LONG_TRACE_EPOCHS, check_detector, long_dict,
@@ -179,6 +179,37 @@ class InScope(Detector):
         return [Diagnosis(cause="lr_too_high")]
 
 
+class RaggedFeatures(LearnedDetector):
+    """Its features have other keys on different records: no table to fit on."""
+    name, needs = "ragged-features", frozenset({"trace"})
+
+    def features(self, record):
+        return {f"epoch_{i}": 1.0 for i, _ in enumerate(record.trace)}
+
+    @classmethod
+    def fit(cls, features, labels, seed=0):
+        return None
+
+    def diagnose(self, record):
+        return []
+
+
+class FittedOutOfScope(LearnedDetector):
+    """Silent untrained; once fitted, names a cause outside its declared scope."""
+    name, needs = "fitted-out-of-scope", frozenset({"trace"})
+    causes = frozenset({"lr_too_high"})
+
+    def features(self, record):
+        return {"epochs": float(len(record.trace))}
+
+    @classmethod
+    def fit(cls, features, labels, seed=0):
+        return "fitted"
+
+    def diagnose(self, record):
+        return [Diagnosis(cause="lr_too_low")] if self.model else []
+
+
 def test_good_detector_passes():
     assert set(check_detector(Good).values()) == {"passed"}
     assert set(check_detector(NanGuard()).values()) == {"passed"}   # an instance is accepted too
@@ -200,6 +231,8 @@ def test_good_detector_passes():
     (OutOfScopeCause, "check_within_scope"),
     (OutOfScopeSymptom, "check_within_scope"),
     (BadScopeTerm, "check_metadata"),
+    (RaggedFeatures, "check_learned"),
+    (FittedOutOfScope, "check_learned"),
 ])
 def test_kit_catches_bad_detector(cls, check):
     with pytest.raises(AssertionError) as err:

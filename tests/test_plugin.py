@@ -94,3 +94,31 @@ def test_a_detector_that_needs_steps_gets_the_per_step_trace(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     broken = [x for x in rows if x["detector"] == "batch-loss-spike" and x["variant"] == "broken"]
     assert broken and not broken[0]["error"] and broken[0]["diagnoses"], broken
+
+
+@pytest.mark.slow
+def test_built_ins_scored_together_answer_as_alone_and_a_dying_one_costs_only_its_rows(corpus_results):
+    """The bench replays the built-ins together, one job per run. Posing misbehaving classes as
+    built-ins: the healthy detectors' rows equal their rows scored alone, an exception is its own
+    detector's error, and a detector that kills the shared worker is found by replaying the run's
+    detectors one by one, so it alone gets the error rows."""
+    from trainwreck.detectors.loading import BUILTINS, DetectorInfo
+    from trainwreck.score import score_runs
+
+    runs = [r for (case, _, _), r in corpus_results.items() if case == "lr-divergence"]
+    infos = [DetectorInfo(n, BUILTINS[n], "builtin") for n in ("nan-guard", "autotrainer", "deepdiagnosis")]
+    bad = [DetectorInfo(n, f"tests.bad_detectors:{c}", "builtin") for n, c in (("crashing", "Crashing"),
+                                                                              ("exits", "Exits"))]
+    together = score_runs(runs, infos + bad, jobs=2, log=lambda *a: None)
+    alone = score_runs(runs, infos[:1], jobs=1, log=lambda *a: None) + \
+        score_runs(runs, infos[1:2], jobs=1, log=lambda *a: None) + score_runs(runs, infos[2:], jobs=1, log=lambda *a: None)
+
+    def key(row):
+        return (row.detector, row.run_key, row.diagnoses, row.error, row.latency_epochs)
+
+    good = sorted(key(r) for r in together if r.detector in {i.name for i in infos})
+    assert good == sorted(key(r) for r in alone) and all(not g[3] for g in good)
+    by = {n: [r for r in together if r.detector == n] for n in ("crashing", "exits")}
+    assert len(by["crashing"]) == len(runs) and all(
+        r.error == "error: RuntimeError: this detector always crashes" for r in by["crashing"])
+    assert all(r.error.startswith("crashed: worker process died") for r in by["exits"]), by["exits"][0].error

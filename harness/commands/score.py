@@ -8,7 +8,7 @@ import sys
 import time
 
 from trainwreck import api
-from trainwreck.errors import EXIT_FAILED
+from trainwreck.errors import EXIT_FAILED, UsageError
 from trainwreck.options import add_cases_dir, add_common, results_dir, seeds
 
 from .common import (cached_selection, detectors_for, trace_every, exit_for, score_results, selected_cases, uncached_runs,
@@ -46,14 +46,17 @@ def main(args) -> int:
     t0 = time.monotonic()
     cases = selected_cases(args)
     detectors = detectors_for(args)
-    problems = uncached_runs(args, cases, detectors=detectors)
-    if problems:
+    try:   # the cache is read once; only when it lacks something is every run checked, to list them all
+        results = cached_selection(args, cases, detectors=detectors)
+    except UsageError:
+        problems = uncached_runs(args, cases, detectors=detectors)
+        if not problems:
+            raise
         for line in problems:
             print(line, file=sys.stderr)
         print(f"{len(problems)} run(s) the scores need are not in the cache or are damaged; `score` never trains "
               f"(nor deletes a damaged record). Train exactly those with: {_run_command(args)}", file=sys.stderr)
         return EXIT_FAILED
-    results = cached_selection(args, cases, detectors=detectors)
     scores = score_results(args, results, detectors)
     write_report(args, results, scores)
     print(f"rescored from cache in {time.monotonic() - t0:.2f}s")
