@@ -8,7 +8,7 @@ ARGS   ?=
 # pinned so pip takes the CPU build; an open range can resolve to a multi-GB CUDA build
 TORCH  ?= torch==2.13.0
 
-.PHONY: help setup setup-torch robust env bench bench-jax bench-torch test test-fast validate schema perf clean distclean setup-gpu
+.PHONY: help setup setup-torch robust env bench bench-jax bench-torch test test-fast validate schema perf ablations clean distclean setup-gpu
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -66,6 +66,9 @@ schema: $(STAMP)  ## regenerate cases/schema.json and docs from the definitions
 
 perf: $(STAMP)  ## print harness overhead, parallel speed-up, rescoring time, worker memory
 	$(BIN)/python benchmarks/perf.py
+
+ablations: $(STAMP)  ## score the published-tool detectors with each fidelity fix undone (from the run cache)
+	$(BIN)/python benchmarks/ablations.py
 
 setup-torch: $(STAMP)  ## add PyTorch for --backend torch (TORCH=torch==2.13.0, a CPU build)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
