@@ -319,8 +319,10 @@ class DeepFD(LearnedDetector):
         x = _matrix(features, names)
         lo, span = x.min(axis=0), x.max(axis=0) - x.min(axis=0)
         causes = sorted({c for c in labels if c != taxonomy.HEALTHY})
-        y = np.array([[int(label == c) for c in causes] for label in labels])
         fitted = FittedDeepFD(names, lo, span, causes, {})
+        if not causes:   # nothing but healthy runs to learn from: a model that names nothing
+            return fitted
+        y = np.array([[int(label == c) for c in causes] for label in labels])
         xs = fitted.scale(x)
         fitted.models = {
             "knn": KNeighborsClassifier(n_neighbors=min(5, len(xs))),

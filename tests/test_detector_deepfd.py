@@ -200,6 +200,13 @@ def test_fitted_classifiers_tell_the_scenarios_apart():
     assert DeepFD().diagnose(as_record(scenario("explode", seed=99))) == []     # untrained: names nothing
 
 
+def test_a_fold_of_healthy_runs_only_gives_a_model_that_names_nothing():
+    """A small selection can leave a fold with trap runs only (no cause to learn): no error, no diagnosis."""
+    feats = [run_features(as_record(scenario("healthy", seed=i))) for i in range(3)]
+    model = DeepFD.fit(feats, ["healthy"] * 3)
+    assert model.labels == [] and DeepFD(model).diagnose(as_record(scenario("explode"))) == []
+
+
 def test_scaling_comes_from_the_training_rows_only():
     """Deviation 6: a held-out run is scaled by the training folds' min and max, not by its own set."""
     feats, labels = _table(4)
