@@ -87,7 +87,7 @@ def crossfit(spec: str, results: list, plain: dict, budget, *, jobs: int = 1,
             chunks[f] = keys
         runs = {f: {"records": {k: plain[k] for k in keys}, "model": models.get(f), "replay": replay}
                 for f, keys in chunks.items() if keys}
-        for k, value in _by_chunk(pool, runs, chunks, by_key, budget, "diagnose"):
+        for k, value in _by_chunk(pool, runs, by_key, budget):
             answers[k] = ({**value[0], "fold": fold_of[by_key[k].spec.case.id]}, "") if value[0] else value
     for f in folds:
         log(f"  fold {f.index}: fitted on {len(f.train_cases)} cases, diagnoses {len(f.held_out)}: "
@@ -95,7 +95,7 @@ def crossfit(spec: str, results: list, plain: dict, budget, *, jobs: int = 1,
     return answers, folds
 
 
-def _by_chunk(pool, payloads: dict, chunks: dict, by_key: dict, budget, what: str):
+def _by_chunk(pool, payloads: dict, by_key: dict, budget):
     """(run key, (value, error)) from one job per chunk ({"records": ...} payloads, answered {key: value});
     a chunk whose job fails is run again one record per job."""
     jobs = [Job(str(f), p, sum(budget(len(by_key[k].record.trace)) for k in p["records"]))
@@ -116,7 +116,7 @@ def _features(pool, chunks: dict, by_key: dict, plain: dict, budget) -> tuple[di
     """({run key: features}, {run key: (None, error)} for the runs whose features failed)."""
     payloads = {f: {"features": True, "records": {k: plain[k] for k in keys}} for f, keys in chunks.items() if keys}
     feats, errors = {}, {}
-    for k, (value, err) in _by_chunk(pool, payloads, chunks, by_key, budget, "features"):
+    for k, (value, err) in _by_chunk(pool, payloads, by_key, budget):
         if value is None:
             errors[k] = (None, err)
         else:
