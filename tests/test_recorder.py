@@ -290,6 +290,21 @@ def test_diagnose_reads_a_corpus_record_file(tmp_path, capsys):
     assert code == 0 and "| nan-guard | symptom nan_loss |" in text
 
 
+def test_diagnose_says_a_learned_detector_is_not_trained_outside_the_bench(tmp_path, capsys):
+    """deepfd is fitted per fold inside the bench only: on a lone record it names nothing, and says why."""
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"record": _nan_record()}))
+    from trainwreck.commands import diagnose
+
+    parser = argparse.ArgumentParser()
+    diagnose.register(parser.add_subparsers())
+    args = parser.parse_args(["diagnose", str(good), "-d", "deepfd", "--json"])
+    capsys.readouterr()
+    assert args.fn(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["diagnoses"] == {"deepfd": []} and out["errors"]["deepfd"].startswith("not trained:")
+
+
 def _nan_record() -> dict:
     """A record built without training: one epoch whose loss is NaN."""
     return {"key": "a" * 24, "seed": 0, "trace": [{"epoch": 0, "logs": {"loss": float("nan")}}],

@@ -80,8 +80,14 @@ def _run(info, record: dict) -> tuple[list[dict], str]:
     from trainwreck.detectors.loading import load_detector
     from trainwreck.detectors.runner import diagnose_replay
 
+    from trainwreck.detectors.base import LearnedDetector
+
     try:
-        return diagnose_replay(load_detector(info.spec), record, replay=False)["diagnoses"], ""
+        detector = load_detector(info.spec)
+        if isinstance(detector, LearnedDetector) and detector.model is None:
+            return [], ("not trained: a learned detector is fitted only inside the bench, by grouped "
+                        "cross-validation over the corpus (trainwreck.crossfit), so it names nothing here")
+        return diagnose_replay(detector, record, replay=False)["diagnoses"], ""
     except Exception as e:  # noqa: BLE001 - a detector's failure is its error line, not the command's
         lines = str(e).strip().splitlines()
         return [], f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
