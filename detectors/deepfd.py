@@ -35,7 +35,7 @@ Rule table (rule -> original at 9fe08951 -> threshold):
 | sc_accuracy | Monitor.py L167-168, `max_delta_acc` L72-77 | largest one-step gain of acc and of val_acc < delta |
 | increase_loss / decrease_acc | Monitor.py L170-174 | counters of loss[-1] > loss[-2], acc[-1] < acc[-2] |
 | loss, acc, val_loss, val_acc | Monitor.py L121-124 | the last history entry (0.0 when falsy) |
-| aggregation | analysis_utils.py `extract_feature` L53-73, Config.py L1 | mean, std, skew, median, var, sem, max, min per column (pandas: ddof 1, NaN skipped) |
+| aggregation | cal_stats.py L245-246, analysis_utils.py `extract_feature` L53-73, Config.py L1 | the snapshots' NaN filled with 0, then mean, std, skew, median, var, sem, max, min per column (pandas: ddof 1, bias-corrected skew) |
 | final metrics | cal_stats.py L206-217 | ft_loss, ft_accuracy, ft_val_loss, ft_val_accuracy of the last epoch |
 | preprocessing | MultiLabelClassifier.py L188-196 | inf -> NaN -> 0; min-max per feature, constant features -> 0 |
 | classifiers | MultiLabelClassifier.py L221-240 | KNN(n_neighbors=5), DecisionTree(gini, max_depth=5), RandomForest(max_depth=10, n_estimators=32, max_features=60) |
@@ -249,10 +249,13 @@ def _stat(op: str, x: np.ndarray) -> float:
 
 
 def aggregate(rows: list[dict]) -> dict[str, float]:
-    """`extract_feature`: ft_{column}_{statistic} over the snapshots, for the COLUMNS the classifiers saw."""
+    """`extract_feature`: ft_{column}_{statistic} over the snapshots, for the COLUMNS the classifiers saw,
+    after the snapshot table's NaN are filled with 0 (`df.fillna(0.0)`, cal_stats.py L245-246; an
+    infinity stays one)."""
     out = {}
     for col in COLUMNS:
         x = np.array([r[col] for r in rows], dtype=np.float64)
+        x[np.isnan(x)] = 0.0
         with np.errstate(all="ignore"):
             for op in OPERATORS:
                 out[f"ft_{col}_{op}"] = _stat(op, x)

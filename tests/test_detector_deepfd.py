@@ -141,7 +141,8 @@ def test_large_weight_without_steps_fires_only_when_certain():
 
 
 def test_aggregation_follows_pandas_definitions():
-    """ddof 1 for std, var and sem; bias-corrected skew; NaN skipped; too few values give NaN."""
+    """ddof 1 for std, var and sem; bias-corrected skew; a snapshot's NaN counts as 0 (the original fills
+    the table's NaN before aggregating, cal_stats.py L246); too few values give NaN."""
     x = [0.0, 1.0, 1.0, 3.0, 10.0]
     rows = [{c: v for c in COLUMNS} for v in x]
     out = aggregate(rows)
@@ -151,8 +152,9 @@ def test_aggregation_follows_pandas_definitions():
     assert out[f"ft_{c}_sem"] == pytest.approx(scipy.stats.sem(x))
     assert out[f"ft_{c}_skew"] == pytest.approx(scipy.stats.skew(x, bias=False))
     assert out[f"ft_{c}_median"] == 1.0 and out[f"ft_{c}_max"] == 10.0 and out[f"ft_{c}_min"] == 0.0
-    two = aggregate([{c: v for c in COLUMNS} for v in (1.0, math.nan, 2.0)])
-    assert two[f"ft_{c}_mean"] == 1.5 and math.isnan(two[f"ft_{c}_skew"])
+    filled = aggregate([{c: v for c in COLUMNS} for v in (1.0, math.nan, 2.0)])
+    assert filled[f"ft_{c}_mean"] == 1.0 and filled[f"ft_{c}_min"] == 0.0
+    assert math.isnan(aggregate([{c: v for c in COLUMNS} for v in (1.0, 2.0)])[f"ft_{c}_skew"])
     assert aggregate([{c: 2.0 for c in COLUMNS}] * 4)[f"ft_{c}_skew"] == 0.0   # constant: pandas gives 0
 
 
