@@ -146,6 +146,11 @@ def ol_judge(acc: list, zeta: float, eta: float) -> bool:
     return count >= eta * len(acc)
 
 
+def accuracy(logs, prefix: str = "") -> float | None:
+    """The epoch's accuracy in Keras's logs (prefix "val_" for validation): Keras 3's key, else the old `acc`."""
+    return logs.get(f"{prefix}accuracy", logs.get(f"{prefix}acc"))
+
+
 def frozen_layers(record) -> frozenset[str]:
     """Names of the layers the model summary marks non-trainable: the original's gradients
     (`model.trainable_weights`) never include them."""
@@ -289,9 +294,9 @@ class AutoTrainer(OnlineDetector):
             return []
         logs = trace.logs
         self.hist["loss"].append(logs.get("loss"))
-        self.hist["acc"].append(logs.get("accuracy", logs.get("acc")))
+        self.hist["acc"].append(accuracy(logs))
         self.hist["val_loss"].append(logs.get("val_loss"))
-        self.hist["val_acc"].append(logs.get("val_accuracy", logs.get("val_acc")))
+        self.hist["val_acc"].append(accuracy(logs, "val_"))
         self.last_seen = trace
         if epoch % CHECK_INTERVAL != 0:
             return []

@@ -45,8 +45,8 @@ from typing import ClassVar
 from trainwreck import taxonomy
 from trainwreck.record import EpochTrace, RunRecord, truncate
 
-__all__ = ["Diagnosis", "Detector", "OnlineDetector", "LearnedDetector", "RECORD_PARTS", "InvalidDiagnosis", "RunRecord", "EpochTrace",
-           "replay_budget", "REPLAY_OVERHEAD_S"]
+__all__ = ["Diagnosis", "Detector", "OnlineDetector", "LearnedDetector", "RECORD_PARTS", "InvalidDiagnosis", "RunRecord",
+           "EpochTrace", "replay_budget", "REPLAY_OVERHEAD_S"]
 
 # "steps": the per-step records inside each epoch (EpochTrace.step_trace), recorded when a run's
 # trace_every is set; a detector that does not declare it sees every epoch's step_trace empty.

@@ -93,7 +93,7 @@ import math
 
 import numpy as np
 
-from .autotrainer import frozen_layers
+from .autotrainer import accuracy, frozen_layers
 from .base import Diagnosis, OnlineDetector
 
 N, FRQ = 5, 20
@@ -322,7 +322,7 @@ class DeepDiagnosis(OnlineDetector):
                     return self._emit(trace, "plateau", f"loss not decreasing: {N} equal losses {loss}",
                                       self._analyse("PNL", trace, record, [("lr_too_low", 1.0, "change optimizer")]))
                 self.losses = []
-        acc = trace.logs.get("accuracy", trace.logs.get("acc"))
+        acc = accuracy(trace.logs)
         if acc is not None:
             self.accs.append(acc)
             if _numerical(acc):

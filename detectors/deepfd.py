@@ -93,7 +93,7 @@ import numpy as np
 
 from trainwreck import taxonomy
 
-from .autotrainer import max_delta_acc, ol_judge
+from .autotrainer import accuracy, frozen_layers, max_delta_acc, ol_judge
 from .base import Diagnosis, LearnedDetector
 
 __all__ = ["DeepFD", "PARAMS", "COLUMNS", "OPERATORS", "snapshot_rows", "aggregate", "run_features"]
@@ -113,10 +113,6 @@ MONITOR_KEYS = ("not_converge", "unstable_loss", "nan_loss", "test_not_well", "t
 COLUMNS = MONITOR_KEYS[4:]
 FINAL = ("loss", "accuracy", "val_loss", "val_accuracy")             # cal_stats.py L206-217
 CLASSIFIERS = ("knn", "decision_tree", "random_forest")
-
-
-def _acc(logs: Mapping, prefix: str = "") -> float | None:
-    return logs.get(f"{prefix}accuracy", logs.get(f"{prefix}acc"))
 
 
 def _nonfinite(values) -> bool:
@@ -210,17 +206,16 @@ class _Monitor:
 
 def snapshot_rows(record) -> list[dict]:
     """One row of MONITOR_KEYS per completed epoch: `IssueMonitor.determine`'s order, gradients, weights, loss."""
-    frozen = frozenset(l.name for l in record.model.layers if not l.trainable)
-    mon = _Monitor(int(record.model.epochs or 0), frozen)
+    mon = _Monitor(int(record.model.epochs or 0), frozen_layers(record))
     h: dict[str, list] = {"loss": [], "acc": [], "val_loss": [], "val_acc": []}
     rows = []
     for e in record.trace:
         if not e.completed:
             continue
         h["loss"].append(e.logs.get("loss"))
-        h["acc"].append(_acc(e.logs))
+        h["acc"].append(accuracy(e.logs))
         h["val_loss"].append(e.logs.get("val_loss"))
-        h["val_acc"].append(_acc(e.logs, "val_"))
+        h["val_acc"].append(accuracy(e.logs, "val_"))
         mon.gradient_issue(e)
         mon.weights_issue(e)
         mon.loss_issue(h)

@@ -18,7 +18,7 @@ from trainwreck.record import RunRecord, truncate
 
 from .base import Detector, Diagnosis, OnlineDetector, restrict
 
-__all__ = ["diagnose_replay", "validate_output", "learned_features", "diagnose_learned"]
+__all__ = ["diagnose_replay", "validate_output", "validate_features", "learned_features", "diagnose_learned"]
 
 
 def validate_output(name: str, out) -> list[Diagnosis]:
@@ -37,13 +37,18 @@ def _first_seen(first: dict, key: str | None, k: int) -> None:
         first[key] = k
 
 
-def learned_features(detector, record_dict: dict) -> dict[str, float]:
-    """A learned detector's features of one run, from the parts of the record it declared."""
-    out = detector.features(restrict(RunRecord.from_dict(record_dict), frozenset(detector.needs)))
+def validate_features(name: str, out) -> dict[str, float]:
+    """A learned detector's `features` output, checked: a dict of str -> number (a bool is no number)."""
     if not isinstance(out, dict) or not all(isinstance(k, str) and isinstance(v, (int, float)) and
                                             not isinstance(v, bool) for k, v in out.items()):
-        raise TypeError(f"{detector.name}.features returned {type(out).__name__}, expected a dict of str -> float")
+        raise TypeError(f"{name}.features returned {type(out).__name__}, expected a dict of str -> float")
     return {k: float(v) for k, v in out.items()}
+
+
+def learned_features(detector, record_dict: dict) -> dict[str, float]:
+    """A learned detector's features of one run, from the parts of the record it declared."""
+    return validate_features(detector.name,
+                             detector.features(restrict(RunRecord.from_dict(record_dict), frozenset(detector.needs))))
 
 
 def diagnose_learned(detector, records: dict, replay: bool) -> dict:
@@ -55,16 +60,18 @@ def diagnose_learned(detector, records: dict, replay: bool) -> dict:
     t0 = time.perf_counter()
     outs = detector.diagnose_many(list(recs.values()))
     each = (time.perf_counter() - t0) / max(1, len(recs))
-    answers = {}
-    for (k, rec), out in zip(recs.items(), outs):
-        ds = validate_output(detector.name, out)
-        first_cause, first_symptom = {}, {}
-        for d in ds:
-            _first_seen(first_cause, d.cause, len(rec.trace))
-            _first_seen(first_symptom, d.symptom, len(rec.trace))
-        answers[k] = ({"diagnoses": [d.to_dict() for d in ds], "first_cause": first_cause,
-                       "first_symptom": first_symptom, "seconds": each}, "")
-    return answers
+    return {k: (_answer(validate_output(detector.name, out), len(rec.trace), {}, {}, each), "")
+            for (k, rec), out in zip(recs.items(), outs)}
+
+
+def _answer(final: list[Diagnosis], n_epochs: int, first_cause: dict, first_symptom: dict, seconds: float) -> dict:
+    """One run's answer: the final diagnoses, and for each cause and symptom the first epoch prefix that
+    named it (a final diagnosis not named earlier counts at the run's end, epoch n)."""
+    for d in final:
+        _first_seen(first_cause, d.cause, n_epochs)
+        _first_seen(first_symptom, d.symptom, n_epochs)
+    return {"diagnoses": [d.to_dict() for d in final], "first_cause": first_cause,
+            "first_symptom": first_symptom, "seconds": seconds}
 
 
 def diagnose_replay(detector: Detector, record: dict | RunRecord, replay: bool = True) -> dict:
@@ -90,8 +97,5 @@ def diagnose_replay(detector: Detector, record: dict | RunRecord, replay: bool =
                 for d in validate_output(detector.name, detector.diagnose(truncate(record, k))):
                     _first_seen(first_cause, d.cause, k)
                     _first_seen(first_symptom, d.symptom, k)
-        for d in final:
-            _first_seen(first_cause, d.cause, len(record.trace))
-            _first_seen(first_symptom, d.symptom, len(record.trace))
-    return {"diagnoses": [d.to_dict() for d in final], "first_cause": first_cause,
-            "first_symptom": first_symptom, "seconds": time.perf_counter() - t0}
+    # an online detector's final diagnoses were all named during its replay, so _answer adds nothing for them
+    return _answer(final, len(record.trace), first_cause, first_symptom, time.perf_counter() - t0)

@@ -42,6 +42,7 @@ from trainwreck.record import RunRecord
 
 from .base import (REPLAY_OVERHEAD_S, RECORD_PARTS, Detector, Diagnosis, LearnedDetector, OnlineDetector, replay_budget,
                    restrict)
+from .runner import validate_features
 
 __all__ = ["check_detector", "parametrize_with_checks", "CHECKS", "synthetic_records", "healthy_dict", "long_dict",
            "LONG_TRACE_EPOCHS", "check_time_limit", "worker_spec", "DetectorWorker", "run_check"]
@@ -458,13 +459,13 @@ def check_learned(cls):
     feats = []
     for label, rec in inputs:
         try:
-            f = cls().features(rec)
+            out = cls().features(rec)
         except Exception as e:  # noqa: BLE001 - the bench would record an error row
             _fail("check_learned", cls, f"features raised {type(e).__name__}: {e} (record {label!r})")
-        if not isinstance(f, dict) or not all(isinstance(k, str) and isinstance(v, (int, float))
-                                              and not isinstance(v, bool) for k, v in f.items()):
-            _fail("check_learned", cls, f"features returned {type(f).__name__}, expected a dict of str -> float "
-                                        f"(record {label!r})")
+        try:
+            f = validate_features(_name(cls), out)     # the check the bench's worker makes
+        except TypeError as e:
+            _fail("check_learned", cls, f"{e} (record {label!r})")
         if feats and set(f) != set(feats[0]):
             _fail("check_learned", cls, f"features gives other keys on record {label!r} than on {inputs[0][0]!r}")
         feats.append(f)

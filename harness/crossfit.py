@@ -58,10 +58,6 @@ def plan_folds(case_ids: list[str], n: int = FOLDS) -> list[Fold]:
     return out
 
 
-def _err(jr) -> str:
-    return f"{jr.status}: {jr.message.splitlines()[0] if jr.message else ''}"
-
-
 def crossfit(spec: str, results: list, plain: dict, budget, *, jobs: int = 1,
              log=print) -> tuple[dict[str, tuple[dict | None, str]], list[Fold]]:
     """{run key: (answer, error)} for every run, each answer with its "fold"; and the folds.
@@ -79,14 +75,13 @@ def crossfit(spec: str, results: list, plain: dict, budget, *, jobs: int = 1,
         feats, answers = _features(pool, chunks, by_key, plain, budget)
         models, fit_errors = _fit(pool, folds, by_key, feats)
         replay = bool(getattr(_cls(spec), "replay", True))
+        runs = {}
         for f, keys in chunks.items():
             keys = [k for k in keys if k not in answers]
             if f in fit_errors:
                 answers.update({k: (None, fit_errors[f]) for k in keys})
-                keys = []
-            chunks[f] = keys
-        runs = {f: {"records": {k: plain[k] for k in keys}, "model": models.get(f), "replay": replay}
-                for f, keys in chunks.items() if keys}
+            elif keys:
+                runs[f] = {"records": {k: plain[k] for k in keys}, "model": models[f], "replay": replay}
         for k, value in _by_chunk(pool, runs, by_key, budget):
             answers[k] = ({**value[0], "fold": fold_of[by_key[k].spec.case.id]}, "") if value[0] else value
     for f in folds:
@@ -109,7 +104,7 @@ def _by_chunk(pool, payloads: dict, by_key: dict, budget):
             retry += [Job(k, {**p, "records": {k: rec}}, budget(len(by_key[k].record.trace)))
                       for k, rec in p["records"].items()]
     for jr in pool.run(retry):
-        yield (jr.job.key, jr.value[jr.job.key]) if jr.status == "ok" else (jr.job.key, (None, _err(jr)))
+        yield (jr.job.key, jr.value[jr.job.key]) if jr.status == "ok" else (jr.job.key, (None, jr.brief()))
 
 
 def _features(pool, chunks: dict, by_key: dict, plain: dict, budget) -> tuple[dict, dict]:
@@ -138,7 +133,7 @@ def _fit(pool, folds: list[Fold], by_key: dict, feats: dict) -> tuple[dict, dict
         if jr.status == "ok":
             models[int(jr.job.key)] = jr.value
         else:
-            errors[int(jr.job.key)] = f"fit {_err(jr)}"
+            errors[int(jr.job.key)] = f"fit {jr.brief()}"
     return models, errors
 
 

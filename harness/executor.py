@@ -57,6 +57,10 @@ class JobResult:
     seconds: float = 0.0
     worker_pid: int = 0
 
+    def brief(self) -> str:
+        """What became of a job that did not succeed, in one line: its status and the message's first line."""
+        return f"{self.status}: {self.message.splitlines()[0] if self.message else ''}"
+
 
 def resolve_handler(handler: str) -> tuple[Callable, Callable]:
     """(init, fn) of a handler named in the closed HANDLERS table."""

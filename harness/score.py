@@ -304,8 +304,7 @@ def _replay_all(info: DetectorInfo, by_key: dict, plain: dict, jobs: int) -> dic
     with WorkerPool("detect", (info.spec,), n=jobs) as pool:
         for jr in pool.run([Job(k, {"record": plain[k]}, _budget(info, len(r.record.trace)))
                             for k, r in by_key.items()]):
-            answers[jr.job.key] = (jr.value, "") if jr.status == "ok" else \
-                (None, f"{jr.status}: {jr.message.splitlines()[0] if jr.message else ''}")
+            answers[jr.job.key] = (jr.value, "") if jr.status == "ok" else (None, jr.brief())
     return answers
 
 

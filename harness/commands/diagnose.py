@@ -77,10 +77,9 @@ def _detectors(args) -> list:
 
 def _run(info, record: dict) -> tuple[list[dict], str]:
     """(diagnoses, '' or the error) of one detector on the record."""
+    from trainwreck.detectors.base import LearnedDetector
     from trainwreck.detectors.loading import load_detector
     from trainwreck.detectors.runner import diagnose_replay
-
-    from trainwreck.detectors.base import LearnedDetector
 
     try:
         detector = load_detector(info.spec)
