@@ -23,7 +23,7 @@ from .case import CASES_DIR, Case, load_corpus
 from .errors import UsageError
 from .registry import UnknownName
 
-__all__ = ["ROOT", "DEFAULT_RESULTS", "results_dir", "load_cases", "plan_runs", "run", "cached", "oracle_failures",
+__all__ = ["ROOT", "DEFAULT_RESULTS", "results_dir", "answers_dir", "load_cases", "plan_runs", "run", "cached", "oracle_failures",
            "resolve_detectors", "score", "report", "bench", "Scores", "BenchResults", "Report", "report_rows",
            "read_scores", "filter_rows", "selection_of", "output_dir", "trace_resolution", "DEFAULT_TRACE_EVERY"]
 
@@ -76,6 +76,11 @@ def plan_runs(cases: list[Case], *, seeds: Sequence[int] | None = None, backend:
 def results_dir(results: str | Path | None = None) -> Path:
     """Where runs are cached and tables written: `results`, else $TRAINWRECK_RESULTS, else ./results."""
     return Path(results or os.environ.get("TRAINWRECK_RESULTS") or DEFAULT_RESULTS)
+
+
+def answers_dir(results: str | Path | None = None) -> Path:
+    """The answer cache (trainwreck.answers), beside the run records it answers for."""
+    return results_dir(results) / "runs" / ".answers"
 
 
 def _store(results: str | Path | None):
@@ -181,14 +186,19 @@ class Scores:
         return [r for r in self.rows if r.error]
 
 
-def score(results, detectors=None, *, jobs: int | None = None, log: Log = _quiet) -> Scores:
-    """Run each detector on each result's record, in detector workers (never trains)."""
+def score(results, detectors=None, *, jobs: int | None = None, log: Log = _quiet,
+          answers: str | Path | None = None, fresh: bool = False) -> Scores:
+    """Run each detector on each result's record, in detector workers (never trains). With `answers` (a
+    results directory), the built-ins' answers to unchanged records are read from its answer cache
+    (trainwreck.answers) and the new ones stored there; `fresh` replays every detector all the same."""
+    from .answers import AnswerCache
     from .run import default_jobs
     from .score import score_runs
 
     infos = detectors if detectors and not isinstance(detectors[0], (str, type)) else resolve_detectors(detectors)
+    cache = AnswerCache(answers_dir(answers), fresh=fresh) if answers is not None else None
     t0 = time.monotonic()
-    rows = score_runs(results, infos, jobs=jobs or default_jobs(), log=log)
+    rows = score_runs(results, infos, jobs=jobs or default_jobs(), log=log, answers=cache)
     return Scores(infos, rows, time.monotonic() - t0)
 
 

@@ -27,7 +27,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, Validati
 from . import taxonomy
 from .data_steps import DATA_STEPS, StepFailed, check_order, load_steps, step_items
 from .datasets import DATASETS
-from .models import MODELS, LayersModel, LayerSpecError
+from .models import MODELS, LayersModel, LayerSpecError, type_names, types_ok
 from .oracle import DIRECTIONS, MEASURES, direction_of
 from .pipelines import PIPELINES
 from .record import OUTCOMES
@@ -109,9 +109,8 @@ def _keras_object(v: Any, table: dict[str, dict[str, tuple]], what: str) -> Any:
             raise ValueError(f"{name} takes no argument '{arg}'; {suggest(str(arg), sorted(args))}"
                              f"takes: {', '.join(sorted(args))}")
         types = args[arg]
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise ValueError(f"{name}.{arg}: expected {want}, got {value!r}")
+        if not types_ok(value, types):
+            raise ValueError(f"{name}.{arg}: expected {type_names(types)}, got {value!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value != value:
             raise ValueError(f"{name}.{arg}: NaN is not a value")
     if what == "optimizer" and not 0 < kw.get("learning_rate", 0.001) <= 1000:
@@ -496,15 +495,11 @@ class CaseErrors(Exception):
 
 # ---------------------------------------------------------------- YAML reading
 
-class _GuardedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses aliases (billion-laughs) and deep nesting."""
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self._depth = 0
+class _UniqueKeys:
+    """Constructor part of the case loaders: a key written twice is an error (PyYAML would silently keep the
+    last, `cause:` twice)."""
 
     def construct_mapping(self, node, deep=False):
-        """A key written twice is an error: PyYAML would silently keep the last (`cause:` twice)."""
         seen: dict = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
@@ -516,6 +511,14 @@ class _GuardedLoader(yaml.SafeLoader):
                 raise yaml.YAMLError(f"duplicate key '{key}' (line {key_node.start_mark.line + 1}, "
                                      f"first on line {first})")
         return super().construct_mapping(node, deep=deep)
+
+
+class _GuardedLoader(_UniqueKeys, yaml.SafeLoader):
+    """The pure-Python SafeLoader with the guards: no alias (billion-laughs), no deep nesting, unique keys."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -529,6 +532,32 @@ class _GuardedLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+_CLoader = type("_CLoader", (_UniqueKeys, yaml.CSafeLoader), {}) if yaml.__with_libyaml__ else None
+_OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _load_guarded(text: str) -> Any:
+    """The document, with the guards of `_GuardedLoader`. With libyaml, the events are checked first (C's
+    composer does not call Python's `compose_node`), then libyaml composes: ten times faster."""
+    if _CLoader is None:
+        return yaml.load(text, Loader=_GuardedLoader)  # noqa: S506 (guarded safe loader)
+    depth = 0
+    for ev in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(ev, yaml.AliasEvent):
+            raise yaml.MarkedYAMLError(problem="YAML aliases (*name) are not allowed in case files",
+                                       problem_mark=ev.start_mark)
+        if isinstance(ev, _OPEN):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise yaml.MarkedYAMLError(problem=f"nesting deeper than {MAX_DEPTH} levels", problem_mark=ev.start_mark)
+        elif isinstance(ev, _CLOSE):
+            depth -= 1
+        elif isinstance(ev, yaml.ScalarEvent) and depth + 1 > MAX_DEPTH:   # a scalar is a node one level down
+            raise yaml.MarkedYAMLError(problem=f"nesting deeper than {MAX_DEPTH} levels", problem_mark=ev.start_mark)
+    return yaml.load(text, Loader=_CLoader)  # noqa: S506 (safe loader, guarded above)
+
+
 def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         why = ("is a directory; give a case file, or --cases DIR for a directory of cases" if path.is_dir()
@@ -538,7 +567,7 @@ def _read_yaml(path: Path) -> Any:
     if size > MAX_FILE_BYTES:
         raise CaseErrors([CaseError(str(path), "", f"file is {size} bytes; a case file may hold at most {MAX_FILE_BYTES}")])
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_GuardedLoader)  # noqa: S506 (guarded safe loader)
+        return _load_guarded(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         where = ""
         mark = getattr(e, "problem_mark", None)

@@ -20,7 +20,9 @@ resampling (NaN, misalignment, oversampling, sorting) never do."""
 
 from __future__ import annotations
 
+import functools
 import inspect
+import json
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
@@ -128,17 +130,26 @@ def _source(name: str, regression: bool):
     def build(state, p: Params, seed: int) -> Rows:
         kw = {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in p.model_dump().items()}
         if loader:
-            x, y = fn(return_X_y=True, **kw)
+            x, y = _bundled(name, json.dumps(kw, sort_keys=True))
         else:
             x, y = fn(random_state=seed, **kw)
-        x = np.asarray(x, dtype="float32")
-        y = np.asarray(y, dtype="float32" if regression else "int64")
+        x = np.array(x, dtype="float32")   # copies: a bundled dataset is shared by every case that loads it
+        y = np.array(y, dtype="float32" if regression else "int64")
         task, k = _task_of(y, regression)
         return Rows(x, y, x[:0], y[:0], task, k)
 
     build.__doc__ = (f"Source: sklearn.datasets.{name} ({'regression' if regression else 'classification'}), "
                      f"with its own parameters; " + ("the bundled rows." if loader else "random_state is the run's seed."))
     return build
+
+
+@functools.lru_cache(maxsize=16)
+def _bundled(name: str, kw_json: str):
+    """A dataset shipped with scikit-learn, read from its files once per process (validation builds every
+    `data:` case once, and a worker serves many runs)."""
+    import sklearn.datasets as skd
+
+    return getattr(skd, name)(return_X_y=True, **json.loads(kw_json))
 
 
 def _register_sources() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from .hardware import cpu_facts, numeric_env, onednn_state
 
 __all__ = ["package_version", "library_versions", "key_facts", "record_facts", "trainwreck_version",
-           "TRACE_VERSION", "WORKER_THREADS", "TASK_CODE", "task_code_digest"]
+           "TRACE_VERSION", "WORKER_THREADS", "TASK_CODE", "KEY_EXEMPT", "task_code_digest"]
 
 # Per backend: bump a backend's number when what its workers record changes, to invalidate its cache.
 # tensorflow 4, jax 5, torch 4: gradient statistics over trainable variables only (a frozen layer has no
@@ -30,8 +30,13 @@ WORKER_THREADS = 1
 # The modules that turn a resolved task into a record, in the worker. Their code is part of every run key
 # (`task_code_digest`), so an edit that changes what a task means (a fit argument, a dataset, a probe)
 # retrains its runs instead of serving a record the new code would not write.
-TASK_CODE = ("train", "datasets", "models", "pipelines", "transforms", "trace", "profile", "summary",
+TASK_CODE = ("train", "datasets", "data_steps", "models", "pipelines", "transforms", "trace", "profile", "summary",
              "record", "hardware")
+# The other harness modules a training worker imports, and why an edit to them need not move the keys
+# (tests/test_cache_and_resume.py checks that nothing else is imported).
+KEY_EXEMPT = {"case": "the task it parses is keyed by its content",
+              "environment": "the facts it gathers are keyed (key_facts) and recorded as they are",
+              "registry": "names and parameter schemas: the parameters themselves are keyed with the task"}
 
 
 def package_version(*dists: str) -> str:

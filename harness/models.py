@@ -256,11 +256,12 @@ def layer_entry(spec: Any) -> tuple[str, dict]:
     return name, cfg
 
 
-def _types_ok(value: Any, types: tuple) -> bool:
+def types_ok(value: Any, types: tuple) -> bool:
+    """`value` is one of `types`, where a bool is not an int (YAML's `true` is no unit count)."""
     return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
 
 
-def _want(types: tuple) -> str:
+def type_names(types: tuple) -> str:
     return " or ".join("null" if t is type(None) else t.__name__ for t in types)
 
 
@@ -285,8 +286,8 @@ def check_nested(kind: str, value: Any) -> Any:
             takes = ", ".join(sorted(table[name])) or "no arguments"
             raise LayerSpecError(f".{name}.{arg}", f"{name} takes no argument '{arg}'; "
                                                    f"{suggest(str(arg), sorted(table[name]))}takes: {takes}")
-        if not _types_ok(v, table[name][arg]):
-            raise LayerSpecError(f".{name}.{arg}", f"expected {_want(table[name][arg])}, got {v!r}")
+        if not types_ok(v, table[name][arg]):
+            raise LayerSpecError(f".{name}.{arg}", f"expected {type_names(table[name][arg])}, got {v!r}")
     return {"class_name": name, "config": dict(cfg)}
 
 
@@ -308,8 +309,8 @@ def check_layer(spec: Any) -> tuple[str, dict]:
         if arg not in args:
             raise LayerSpecError(f".{name}.{arg}", f"{name} takes no argument '{arg}'; "
                                                    f"{suggest(str(arg), sorted(args))}takes: {', '.join(sorted(args))}")
-        if not _types_ok(value, args[arg]):
-            raise LayerSpecError(f".{name}.{arg}", f"expected {_want(args[arg])}, got {value!r}")
+        if not types_ok(value, args[arg]):
+            raise LayerSpecError(f".{name}.{arg}", f"expected {type_names(args[arg])}, got {value!r}")
         kind = str(arg).rpartition("_")[2]
         if kind in NESTED_ARGS:
             try:

@@ -118,6 +118,9 @@ def add_common(p: argparse.ArgumentParser, *, running: bool = False, scoring: bo
         p.add_argument("--out", default=None, help="where to write tables and plots (default: the results directory "
                                                    "for the full corpus, results/filtered/<hash>/ for a selection)")
         p.add_argument("--strict", action="store_true", help="exit 1 when a detector errors")
+        p.add_argument("--fresh", action="store_true",
+                       help="replay every detector even where the answer cache holds its answer to an unchanged "
+                            "record (and refill the cache)")
 
 
 def results_dir(args) -> Path:

@@ -136,6 +136,7 @@ class RunResult:
     verdict: OracleVerdict
     source: str            # cached | trained | failed
     message: str = ""
+    checksum: str = ""     # the stored record's checksum; "" for a run that was not stored (stopped by a limit)
 
 
 def plan(cases: list[Case], *, seeds: list[int] | None = None, variants=VARIANTS,
@@ -285,11 +286,11 @@ class NotCached(Exception):
 
 
 def _from_cache(specs: list[RunSpec], store: RunStore, progress: Progress,
-                log, discard: bool = True) -> tuple[dict[str, tuple[dict, dict, str, str]], dict[str, RunSpec]]:
-    """(done, todo): key -> (record, extras, 'cached', '') for what the cache holds, key -> spec for the rest.
+                log, discard: bool = True) -> tuple[dict[str, tuple[dict, dict, str, str, str]], dict[str, RunSpec]]:
+    """(done, todo): key -> (record, extras, 'cached', '', checksum) for what the cache holds, key -> spec for the rest.
 
     A damaged record is reported and (with `discard`, when its run is about to be trained again) deleted."""
-    done: dict[str, tuple[dict, dict, str, str]] = {}
+    done: dict[str, tuple[dict, dict, str, str, str]] = {}
     todo: dict[str, RunSpec] = {}
     for spec in specs:
         if spec.key in done or spec.key in todo:
@@ -304,31 +305,30 @@ def _from_cache(specs: list[RunSpec], store: RunStore, progress: Progress,
         if stored is None:
             todo[spec.key] = spec
         else:
-            done[spec.key] = (stored.record, stored.extras, "cached", "")
+            done[spec.key] = (stored.record, stored.extras, "cached", "", stored.checksum)
             progress.step(spec.label, "cached", False)
     return done, todo
 
 
-def _settle(spec: RunSpec, res: JobResult, store: RunStore) -> tuple[dict, dict, str, str]:
-    """(record, extras, source, message) of a finished job, cached when it is the case's own result.
+def _settle(spec: RunSpec, res: JobResult, store: RunStore) -> tuple[dict, dict, str, str, str]:
+    """(record, extras, source, message, checksum) of a finished job, cached when it is the case's own result.
 
     A completed run and a worker that died by itself are; a run stopped at a time or memory limit is
     reported for this invocation only, since the limit belongs to this machine and command line, and an
     error raised by the harness itself is not the case's doing either."""
     if res.status == "ok":
-        store.put(spec.key, res.value["record"], res.value["extras"])
-        return res.value["record"], res.value["extras"], "trained", ""
+        checksum = store.put(spec.key, res.value["record"], res.value["extras"])
+        return res.value["record"], res.value["extras"], "trained", "", checksum
     rec = _failure_record(spec, res)
-    if res.status == "crashed":
-        store.put(spec.key, rec, {})
-    return rec, {}, "failed", res.message
+    checksum = store.put(spec.key, rec, {}) if res.status == "crashed" else ""
+    return rec, {}, "failed", res.message, checksum
 
 
-def _result(spec: RunSpec, record: dict, extras: dict, source: str, message: str = "") -> RunResult:
+def _result(spec: RunSpec, record: dict, extras: dict, source: str, message: str = "", checksum: str = "") -> RunResult:
     rec = RunRecord.from_dict(record)
     # a sweep point makes no claim of its own: it shows where detectors start to see the fault
     conds = [] if spec.severity is not None else spec.case.oracle_for(spec.variant, rec.environment.probes)
-    return RunResult(spec, rec, extras, evaluate(conds, rec, extras), source, message)
+    return RunResult(spec, rec, extras, evaluate(conds, rec, extras), source, message, checksum)
 
 
 def _brief(r: RunResult) -> str:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from trainwreck.detectors.loading import DetectorInfo
 
-from .crossfit import crossfit
+from .answers import AnswerCache, cacheable
+from .crossfit import crossfit, label_of
 from .errors import UsageError
 from .executor import Job, WorkerPool
 from .run import RunResult
@@ -265,37 +266,76 @@ def _row(info: DetectorInfo, res: RunResult, answer: dict | None, error: str,
 
 
 def score_runs(results: list[RunResult], detectors: list[DetectorInfo], *, jobs: int = 1,
-               log=print) -> list[ScoreRow]:
+               log=print, answers: AnswerCache | None = None) -> list[ScoreRow]:
     """One row per (detector, run). The built-ins are replayed together (`_replay_grouped`), a learned
-    detector is cross-fitted (`crossfit`), every other detector gets workers of its own."""
+    detector is cross-fitted (`crossfit`), every other detector gets workers of its own. With `answers`,
+    a built-in's stored answer to an unchanged record is read instead of replayed (answers.py)."""
     rows: list[ScoreRow] = []
     by_key = {r.spec.key: r for r in results}
-    plain = {k: r.record.to_dict() for k, r in by_key.items()}   # once, not once per detector
+    plain = _Plain(by_key)   # each record as plain data once, and only if some detector reads it
     learned = {i.spec for i in detectors if _learned(i)}
     batched = [i for i in detectors if i.origin == "builtin" and i.spec not in learned]
+    stored = {i.spec: answers.get(i, results) for i in detectors
+              if answers is not None and cacheable(i) and i.spec not in learned}
     t0 = time.monotonic()
-    grouped = _replay_grouped(batched, by_key, plain, jobs) if len(batched) > 1 else {}
+    todo = {k: r for k, r in by_key.items() if any(k not in stored.get(i.spec, {}) for i in batched)}
+    grouped = _replay_grouped(batched, todo, plain, jobs) if len(batched) > 1 and todo else {}
     if grouped:
-        log(f"scored {len(batched)} built-in detectors together on {len(by_key)} runs in {time.monotonic() - t0:.1f}s")
+        log(f"scored {len(batched)} built-in detectors together on {len(todo)} runs in {time.monotonic() - t0:.1f}s"
+            + (f" ({len(by_key) - len(todo)} answered from the answer cache)" if len(todo) < len(by_key) else ""))
     for info in detectors:
         t0 = time.monotonic()
-        answers: dict[str, tuple[dict | None, str]] = {}
+        answers_of: dict[str, tuple[dict | None, str]] = {}
         try:
-            if info.spec in grouped:
-                answers = grouped[info.spec]
-            elif info.spec in learned:
-                answers, _ = crossfit(info.spec, list(by_key.values()), plain,
-                                      lambda n, info=info: _budget(info, n), jobs=jobs, log=log)
+            if info.spec in learned:
+                answers_of = _crossfit(info, results, plain, jobs, log, answers)
             else:
-                answers = _replay_all(info, by_key, plain, jobs)
+                answers_of = {k: (a, "") for k, a in stored.get(info.spec, {}).items()}
+                rest = {k: r for k, r in by_key.items() if k not in answers_of}
+                if info.spec in grouped:
+                    answers_of.update(grouped[info.spec])
+                elif rest:
+                    answers_of.update(_replay_all(info, rest, plain, jobs))
+                if info.spec in stored:
+                    answers.put(info, results, answers_of)
         except RuntimeError as e:  # the detector could not even be loaded
-            answers = {k: (None, f"load error: {e}") for k in by_key}
+            answers_of = {k: (None, f"load error: {e}") for k in by_key}
         scope = _scope(info)
         for r in results:
-            ans, err = answers.get(r.spec.key, (None, "not run"))
+            ans, err = answers_of.get(r.spec.key, (None, "not run"))
             rows.append(_row(info, r, ans, err, scope))
         log(f"scored {info.name:<16} on {len(by_key)} runs in {time.monotonic() - t0:.1f}s")
     return rows
+
+
+class _Plain(dict):
+    """{run key: record as plain data}, converted on first use (a warm rescoring that reads every answer from
+    the answer cache converts none)."""
+
+    def __init__(self, by_key: dict):
+        super().__init__()
+        self._by_key = by_key
+
+    def __missing__(self, key: str) -> dict:
+        value = self[key] = self._by_key[key].record.to_dict()
+        return value
+
+
+def _crossfit(info: DetectorInfo, results: list[RunResult], plain: dict, jobs: int, log,
+              answers: AnswerCache | None) -> dict[str, tuple[dict | None, str]]:
+    """A learned detector's cross-fitted answers; read whole from the answer cache when every record and
+    every training label is the same as when they were stored."""
+    ident = None
+    if answers is not None and cacheable(info) and all(r.checksum for r in results):
+        ident = answers.crossfit_id(results, [label_of(r) for r in results])
+        hit = answers.get_crossfit(info, ident)
+        if hit is not None and set(hit) == {r.spec.key for r in results}:
+            log(f"  {info.name}: cross-fit read from the answer cache")
+            return {k: (a, "") for k, a in hit.items()}
+    out, _ = crossfit(info.spec, results, plain, lambda n: _budget(info, n), jobs=jobs, log=log)
+    if ident is not None:
+        answers.put_crossfit(info, ident, out)
+    return out
 
 
 def _replay_all(info: DetectorInfo, by_key: dict, plain: dict, jobs: int) -> dict[str, tuple[dict | None, str]]:
@@ -319,9 +359,12 @@ def _replay_grouped(infos: list[DetectorInfo], by_key: dict, plain: dict,
     failed = []
     try:
         with WorkerPool("detect_many", (specs,), n=jobs) as pool:
-            job_list = []
+            job_list, by_epochs = [], {}
             for k, r in by_key.items():
-                budgets = {i.spec: _budget(i, len(r.record.trace)) for i in infos}
+                n = len(r.record.trace)
+                if n not in by_epochs:
+                    by_epochs[n] = {i.spec: _budget(i, n) for i in infos}
+                budgets = by_epochs[n]
                 job_list.append(Job(k, {"record": plain[k], "budgets": budgets}, sum(budgets.values())))
             for jr in pool.run(job_list):
                 if jr.status != "ok":

@@ -43,6 +43,7 @@ class StoredRun:
     key: str
     record: dict        # what detectors may see (as RunRecord)
     extras: dict        # oracle-only measurements
+    checksum: str = ""  # digest of record and extras, as stored: names this exact record (answers.py)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -66,10 +67,12 @@ class RunStore:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
-    def put(self, key: str, record: dict, extras: dict) -> None:
+    def put(self, key: str, record: dict, extras: dict) -> str:
+        """Write the run; returns its checksum."""
         body = {"record": record, "extras": extras}
-        atomic_write_text(self.path(key), canonical(
-            {"format": FORMAT, "key": key, "checksum": digest(body), **body}))
+        checksum = digest(body)
+        atomic_write_text(self.path(key), canonical({"format": FORMAT, "key": key, "checksum": checksum, **body}))
+        return checksum
 
     def get(self, key: str) -> StoredRun | None:
         """The stored run, None if absent; CorruptRecord if present but damaged."""
@@ -84,7 +87,7 @@ class RunStore:
             raise CorruptRecord(f"{p}: unreadable ({type(e).__name__})") from None
         if not ok:
             raise CorruptRecord(f"{p}: checksum mismatch")
-        return StoredRun(key, doc["record"], doc["extras"])
+        return StoredRun(key, doc["record"], doc["extras"], doc["checksum"])
 
     def ensure_writable(self) -> None:
         """Fail before any training, not after the first run, when records could not be written here."""

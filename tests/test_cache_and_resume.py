@@ -191,3 +191,32 @@ def test_a_revised_component_moves_only_the_keys_of_runs_that_use_it(corpus):
     for spec in plan(corpus, device="cpu"):
         names = {t["name"] for t in spec.task["transforms"]}
         assert component_versions(spec.task) == ({"inject_nan": 2} if "inject_nan" in names else {}), spec.label
+
+
+def _harness_imports(module: str) -> set[str]:
+    """The trainwreck modules `module` imports (relative imports, at any depth of its code)."""
+    import ast
+
+    tree = ast.parse((ROOT / "harness" / f"{module}.py").read_text(encoding="utf-8"))
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            out |= {node.module} if node.module else {a.name for a in node.names}
+    return out
+
+
+def test_every_module_a_training_run_executes_is_in_the_key_or_says_why_not():
+    """TASK_CODE moves every key when its code changes; a module the worker imports that is in neither
+    TASK_CODE nor KEY_EXEMPT would change results without moving a key (data_steps once did)."""
+    from trainwreck.environment import KEY_EXEMPT, TASK_CODE
+
+    seen, todo = set(), ["train"]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        if m not in KEY_EXEMPT:   # an exempt module's own imports are not the run's code
+            todo += sorted(_harness_imports(m))
+    assert seen - set(KEY_EXEMPT) <= set(TASK_CODE), sorted(seen - set(KEY_EXEMPT) - set(TASK_CODE))
+    assert set(TASK_CODE) <= seen, "a TASK_CODE module the worker never imports"

@@ -82,7 +82,8 @@ def test_rescoring_matches_and_is_fast(scored, results_dir, tmp_path):
     m = re.search(r"rescored from cache in ([\d.]+)s", stdout)
     assert m, stdout
     again = tmp_path / "again"
-    r = run_cli("score", "--results", str(results_dir), "--out", str(again), *CASES, "--no-plots")
+    # --fresh: every detector replayed, not read back from the answer cache the first scoring filled
+    r = run_cli("score", "--results", str(results_dir), "--out", str(again), *CASES, "--no-plots", "--fresh")
     assert r.returncode == 0
     from trainwreck.report import comparable
 

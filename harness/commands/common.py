@@ -43,7 +43,8 @@ def detectors_for(args):
 
 
 def score_results(args, results, detectors, log=print) -> api.Scores:
-    scores = api.score(results, detectors, jobs=args.jobs, log=log if not args.quiet else (lambda *_: None))
+    scores = api.score(results, detectors, jobs=args.jobs, log=log if not args.quiet else (lambda *_: None),
+                       answers=results_dir(args), fresh=getattr(args, "fresh", False))
     log(f"scored {len(detectors)} detector(s) x {len(results)} runs in {scores.seconds:.2f}s")
     return scores
 
