@@ -25,7 +25,6 @@ computes it; the probe batch gives activation and pre-activation quantiles after
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections import Counter
@@ -375,23 +374,6 @@ def probe_gradients(model, x, y) -> tuple[float, list]:
     return float(_numpy(loss)), [None if g is None else _numpy(g) for g in grads]
 
 
-@contextlib.contextmanager
-def _without_grappler():
-    """TensorFlow's graph optimizer (grappler) off for the calls inside: it costs a third of the probe's first
-    call (tracing, optimizing, first execution: 90-300 ms, most of what watching a short run costs) and
-    gains nothing on a graph that runs a handful of times. Off for every call, not only the first: a
-    function is instantiated again when the optimizer options differ. Keras's own train and test
-    functions, called outside, keep grappler."""
-    import tensorflow as tf
-
-    saved = bool(tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False))
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    try:
-        yield
-    finally:
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": saved})
-
-
 class EpochProbe:
     """The per-epoch probe of one run: built in `on_train_begin`, called at every epoch end.
 
@@ -472,12 +454,7 @@ class EpochProbe:
             return vec
 
         compiled = tf.function(fn, autograph=False)
-
-        def run():
-            with _without_grappler():
-                return compiled(self.x, self.y)
-
-        return run
+        return lambda: compiled(self.x, self.y)
 
     def _build_jax(self):
         import jax
@@ -650,8 +627,7 @@ class StepProbe:
         return vec
 
     def measure(self) -> dict:
-        with _without_grappler():
-            vec = _numpy(self._fn(self.x))   # first: the layout is known once the function has been traced
+        vec = _numpy(self._fn(self.x))   # first: the layout is known once the function has been traced
         return unpack(self.layout, vec)
 
 

@@ -96,6 +96,25 @@ def test_probe_numbers_are_numpys_on_the_models_own_gradients():
     assert last["learning_rate"] == pytest.approx(0.05)
 
 
+def test_the_probe_computes_the_forward_the_run_computes_even_on_nan_inputs():
+    """What ReLU gives for NaN depends on the kernel that runs it: a fused matmul+bias+relu (grappler's
+    remapper, oneDNN) gives 0 on some CPUs where a plain Relu gives NaN. The probe must be optimised as Keras's
+    own compiled functions are, so that it measures the run's forward and not another one (a probe run without
+    grappler once read NaN where the run itself read 0, and moved every NaN-input case's diagnoses)."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    x, y = _data()
+    x[::3, 0] = np.nan
+    model = _model()
+    cb = TraceCallback(x[:PROBE_SIZE], y[:PROBE_SIZE], None, None)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[cb], shuffle=False)
+    relu = model.layers[0]
+    a = keras.Model(model.inputs, relu.output).predict(x[:PROBE_SIZE], batch_size=PROBE_SIZE, verbose=0)
+    assert np.isnan(x[:PROBE_SIZE]).any()
+    assert cb.epochs[-1]["relu_zero_fraction"][relu.name] == pytest.approx(float(np.mean(a <= 0)))
+    assert cb.epochs[-1]["dead_relu_fraction"][relu.name] == pytest.approx(float(np.mean(np.all(a <= 0, axis=0))))
+
+
 def test_a_frozen_layer_has_no_gradient_entry_and_is_summarised_as_frozen():
     """Issue 15: both originals read trainable variables only, so a frozen layer is not a zero gradient."""
     model, cb = _fit(eager=False, frozen_first=True)
