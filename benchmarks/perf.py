@@ -106,11 +106,11 @@ def part_a(per_family: int, repeats: int) -> None:
         b = sum(r[2]["bare"] for r in rows if r[0] == f)
         d = sum(r[2]["default"] for r in rows if r[0] == f)
         s = sum(r[2]["steps"] for r in rows if r[0] == f)
-        print(f"    family {f:<13} default {d / b:5.2f}x {_verdict(d / b, GOALS['family'])}   "
-              f"per-step {s / b:5.2f}x {_verdict(s / b, GOALS['steps'])}")
+        print(f"    family {f:<13} default {d / b:6.3f}x {_verdict(d / b, GOALS['family'])}   "
+              f"per-step {s / b:6.3f}x {_verdict(s / b, GOALS['steps'])}")
     b, d, s = (sum(r[2][m] for r in rows) for m in ("bare", "default", "steps"))
-    print(f"    overall       default {d / b:5.2f}x {_verdict(d / b, GOALS['default'])}   "
-          f"per-step {s / b:5.2f}x {_verdict(s / b, GOALS['steps'])}")
+    print(f"    overall       default {d / b:6.3f}x {_verdict(d / b, GOALS['default'])}   "
+          f"per-step {s / b:6.3f}x {_verdict(s / b, GOALS['steps'])}")
 
 
 # -- (b) parallel speed-up and worker memory
