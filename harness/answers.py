@@ -136,6 +136,18 @@ class AnswerCache:
             self._write(info, entries)
 
     def _write(self, info, entries: dict) -> None:
+        if not self.root.exists():
+            self._prune()
         atomic_write_text(self._path(info), json.dumps({"format": FORMAT, "detector": info.name, "spec": info.spec,
                                                         "version": info.version, "answers": entries},
                                                        separators=(",", ":"), allow_nan=True))
+
+    def _prune(self) -> None:
+        """Only the current code's answers are kept: a new code digest removes the others' directories, which
+        no code that can run here will read again (a checkout of another version fills its own again)."""
+        import re
+        import shutil
+
+        for d in self.root.parent.glob("*"):
+            if d.is_dir() and d != self.root and re.fullmatch(r"[0-9a-f]{24}", d.name):
+                shutil.rmtree(d, ignore_errors=True)

@@ -103,3 +103,16 @@ def test_any_edit_to_the_package_sources_changes_the_digest(tmp_path):
     target.write_text(text)
     (roots["trainwreck"] / "commands" / "extra.py").write_text("")
     assert source_digest(roots) != base
+
+
+def test_answers_of_other_code_are_removed_when_this_code_writes_its_first(tmp_path):
+    stale = tmp_path / ("0" * 24)
+    (stale / "nan-guard-x.json").parent.mkdir(parents=True)
+    (stale / "nan-guard-x.json").write_text("{}")
+    keep = tmp_path / "notes"
+    keep.mkdir()
+    cache = AnswerCache(tmp_path)
+    info = DetectorInfo("nan-guard", BUILTINS["nan-guard"], "builtin")
+    cache._write(info, {"k:c": {"diagnoses": []}})
+    assert not stale.exists() and keep.exists()
+    assert [p.parent.name for p in tmp_path.rglob("*.json")] == [code_digest()[:24]]
