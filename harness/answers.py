@@ -77,6 +77,7 @@ class AnswerCache:
     def __init__(self, root: Path, fresh: bool = False):
         self.root = Path(root) / code_digest()[:24]
         self.fresh = fresh
+        self.read_only = False
         self._loaded: dict[str, dict] = {}
 
     def _path(self, info) -> Path:
@@ -136,11 +137,18 @@ class AnswerCache:
             self._write(info, entries)
 
     def _write(self, info, entries: dict) -> None:
-        if not self.root.exists():
-            self._prune()
-        atomic_write_text(self._path(info), json.dumps({"format": FORMAT, "detector": info.name, "spec": info.spec,
-                                                        "version": info.version, "answers": entries},
-                                                       separators=(",", ":"), allow_nan=True))
+        """Store the file; a results directory that cannot take it (read-only) only costs the speed-up."""
+        if self.read_only:
+            return
+        try:
+            if not self.root.exists():
+                self._prune()
+            atomic_write_text(self._path(info), json.dumps({"format": FORMAT, "detector": info.name,
+                                                            "spec": info.spec, "version": info.version,
+                                                            "answers": entries},
+                                                           separators=(",", ":"), allow_nan=True))
+        except OSError:
+            self.read_only = True
 
     def _prune(self) -> None:
         """Only the current code's answers are kept: a new code digest removes the others' directories, which

@@ -78,7 +78,7 @@ def test_errors_and_plugins_are_never_cached(corpus_results, tmp_path):
     runs = [r for (case, _, _), r in corpus_results.items() if case == "lr-divergence"]
     crashing = DetectorInfo("crashing", "tests.bad_detectors:Crashing", "builtin")   # posed as a built-in
     assert not cacheable(crashing)
-    plugin = DetectorInfo("nan-guard-plugin", BUILTINS["nan-guard"], "some-plugin 1.0")
+    plugin = DetectorInfo("nan-guard", BUILTINS["nan-guard"], "some-plugin 1.0")   # as a plugin would ship it
     assert not cacheable(plugin)
     score_runs(runs, [crashing, plugin], jobs=1, log=_quiet, answers=AnswerCache(tmp_path))
     assert not list(tmp_path.rglob("*.json"))
@@ -116,3 +116,11 @@ def test_answers_of_other_code_are_removed_when_this_code_writes_its_first(tmp_p
     cache._write(info, {"k:c": {"diagnoses": []}})
     assert not stale.exists() and keep.exists()
     assert [p.parent.name for p in tmp_path.rglob("*.json")] == [code_digest()[:24]]
+
+
+def test_a_results_directory_that_cannot_take_answers_only_costs_the_speed_up(tmp_path):
+    (tmp_path / "blocker").write_text("a file where the cache's directory would go")
+    cache = AnswerCache(tmp_path / "blocker")
+    info = DetectorInfo("nan-guard", BUILTINS["nan-guard"], "builtin")
+    cache._write(info, {"k:c": {"diagnoses": []}})   # no exception: scoring goes on
+    assert cache.read_only and (tmp_path / "blocker").is_file()
