@@ -3,62 +3,22 @@ package's import graph has no cycle and no module reaches into another's private
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from .conftest import CASES, ROOT, run_cli
+from .imports import graph as import_graph, imported, modules
 
 TWO = ["lr-divergence", "validation-leakage"]
-PACKAGES = {"trainwreck": ROOT / "harness", "trainwreck.detectors": ROOT / "detectors"}
-
-
-def _modules() -> dict[str, Path]:
-    out = {}
-    for pkg, root in PACKAGES.items():
-        for p in sorted(root.rglob("*.py")):
-            rel = p.relative_to(root).with_suffix("").parts
-            name = ".".join((pkg, *rel))
-            out[name.removesuffix(".__init__")] = p
-    return out
-
-
-def _imported(module: str, path: Path, known: set[str]) -> list[tuple[str, list[str]]]:
-    """(module imported, names taken from it) for every import in the file, function-level ones included."""
-    is_pkg = path.name == "__init__.py"
-    base = module if is_pkg else module.rpartition(".")[0]
-    out = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            out += [(a.name, []) for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = base.split(".")
-                target = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            names = [a.name for a in node.names]
-            out.append((target, names))
-            out += [(f"{target}.{n}", []) for n in names if f"{target}.{n}" in known]
-    return [(t, n) for t, n in out if t in known]
-
-
-def _graph() -> dict[str, set[str]]:
-    mods = _modules()
-    known = set(mods)
-    return {m: {t for t, _ in _imported(m, p, known) if t != m} for m, p in mods.items()}
-
-
 def test_import_graph_has_no_cycle():
-    graph = _graph()
+    graph = import_graph()
     # __init__ re-exports are edges from a package to its own modules; a module importing its package's
     # __init__ would then look like a cycle, so package inits are kept only as leaves
-    inits = {m for m, p in _modules().items() if p.name == "__init__.py"}
+    inits = {m for m, p in modules().items() if p.name == "__init__.py"}
     graph = {m: (set() if m in inits else deps) for m, deps in graph.items()}
     state: dict[str, int] = {}
     path: list[str] = []
@@ -80,17 +40,17 @@ def test_import_graph_has_no_cycle():
 
 
 def test_no_module_imports_a_private_name_of_another():
-    mods = _modules()
+    mods = modules()
     bad = [f"{p.relative_to(ROOT)} imports {n} from {t}"
-           for m, p in mods.items() for t, names in _imported(m, p, set(mods)) if t != m
+           for m, p in mods.items() for t, names in imported(m, p, set(mods)) if t != m
            for n in names if n.startswith("_") and n != "__version__"]
     assert not bad, "\n".join(bad)
 
 
 def test_commands_never_import_each_other_or_the_cli():
-    mods = _modules()
+    mods = modules()
     cmds = {m for m in mods if m.startswith("trainwreck.commands.") and m != "trainwreck.commands.common"}
-    graph = _graph()
+    graph = import_graph()
     bad = [f"{m} imports {t}" for m in mods if m not in ("trainwreck.cli", "trainwreck.__main__")
            for t in graph[m] if t == "trainwreck.cli" or (m in cmds and t in cmds)]
     assert not bad, "\n".join(bad)
@@ -133,7 +93,7 @@ def test_readme_python_example_runs(corpus_results, results_dir):
 
 
 def test_the_worker_does_not_import_the_planner():
-    graph = _graph()
+    graph = import_graph()
     assert "trainwreck.run" not in graph["trainwreck.train"]
     assert "trainwreck.environment" in graph["trainwreck.train"] and "trainwreck.environment" in graph["trainwreck.run"]
 

@@ -22,6 +22,7 @@ from trainwreck.run import Progress, _from_cache, _result, _settle, plan
 from trainwreck.store import RunStore
 
 from .conftest import ROOT, run_cli
+from .imports import graph as import_graph
 
 TINY = """\
 id: tiny
@@ -193,23 +194,12 @@ def test_a_revised_component_moves_only_the_keys_of_runs_that_use_it(corpus):
         assert component_versions(spec.task) == ({"inject_nan": 2} if "inject_nan" in names else {}), spec.label
 
 
-def _harness_imports(module: str) -> set[str]:
-    """The trainwreck modules `module` imports (relative imports, at any depth of its code)."""
-    import ast
-
-    tree = ast.parse((ROOT / "harness" / f"{module}.py").read_text(encoding="utf-8"))
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            out |= {node.module} if node.module else {a.name for a in node.names}
-    return out
-
-
 def test_every_module_a_training_run_executes_is_in_the_key_or_says_why_not():
     """TASK_CODE moves every key when its code changes; a module the worker imports that is in neither
     TASK_CODE nor KEY_EXEMPT would change results without moving a key (data_steps once did)."""
     from trainwreck.environment import KEY_EXEMPT, TASK_CODE
 
+    deps = import_graph()
     seen, todo = set(), ["train"]
     while todo:
         m = todo.pop()
@@ -217,6 +207,7 @@ def test_every_module_a_training_run_executes_is_in_the_key_or_says_why_not():
             continue
         seen.add(m)
         if m not in KEY_EXEMPT:   # an exempt module's own imports are not the run's code
-            todo += sorted(_harness_imports(m))
+            # the package itself (`from . import trace`) is not a module of the run: its own imports are the API
+            todo += sorted(d.removeprefix("trainwreck.") for d in deps[f"trainwreck.{m}"] if d != "trainwreck")
     assert seen - set(KEY_EXEMPT) <= set(TASK_CODE), sorted(seen - set(KEY_EXEMPT) - set(TASK_CODE))
     assert set(TASK_CODE) <= seen, "a TASK_CODE module the worker never imports"
