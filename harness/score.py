@@ -278,10 +278,12 @@ def score_runs(results: list[RunResult], detectors: list[DetectorInfo], *, jobs:
     stored = {i.spec: answers.get(i, results) for i in detectors
               if answers is not None and cacheable(i) and i.spec not in learned}
     t0 = time.monotonic()
-    todo = {k: r for k, r in by_key.items() if any(k not in stored.get(i.spec, {}) for i in batched)}
-    grouped = _replay_grouped(batched, todo, plain, jobs) if len(batched) > 1 and todo else {}
+    # only the detectors, and the runs, that some stored answer is missing for
+    replay = [i for i in batched if any(k not in stored.get(i.spec, {}) for k in by_key)]
+    todo = {k: r for k, r in by_key.items() if any(k not in stored.get(i.spec, {}) for i in replay)}
+    grouped = _replay_grouped(replay, todo, plain, jobs) if len(replay) > 1 else {}
     if grouped:
-        log(f"scored {len(batched)} built-in detectors together on {len(todo)} runs in {time.monotonic() - t0:.1f}s"
+        log(f"scored {len(replay)} built-in detectors together on {len(todo)} runs in {time.monotonic() - t0:.1f}s"
             + (f" ({len(by_key) - len(todo)} answered from the answer cache)" if len(todo) < len(by_key) else ""))
     for info in detectors:
         t0 = time.monotonic()
@@ -293,7 +295,7 @@ def score_runs(results: list[RunResult], detectors: list[DetectorInfo], *, jobs:
                 answers_of = {k: (a, "") for k, a in stored.get(info.spec, {}).items()}
                 rest = {k: r for k, r in by_key.items() if k not in answers_of}
                 if info.spec in grouped:
-                    answers_of.update(grouped[info.spec])
+                    answers_of.update({k: v for k, v in grouped[info.spec].items() if k in rest})
                 elif rest:
                     answers_of.update(_replay_all(info, rest, plain, jobs))
                 if info.spec in stored:
