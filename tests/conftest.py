@@ -59,6 +59,12 @@ def corpus_results(corpus, results_dir):
     return {(r.spec.case.id, r.spec.variant, r.spec.seed): r for r in results}
 
 
+# For a command that trains a few runs in a test: the corpus fixture's workers and the other pytest process
+# already keep every core busy, so a second worker only adds a TensorFlow import (about 4 s of CPU) to the
+# session. The tests that are about running in parallel (test_determinism, test_ray) keep their two.
+ONE_WORKER = ("--jobs", "1")
+
+
 def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 900,
             input: str | None = None) -> subprocess.CompletedProcess:
     """The real `trainwreck` command in a subprocess."""

@@ -21,7 +21,7 @@ from trainwreck.executor import Job, WorkerPool
 from trainwreck.run import Progress, _from_cache, _result, _settle, plan
 from trainwreck.store import RunStore
 
-from .conftest import ROOT, run_cli
+from .conftest import ONE_WORKER, ROOT, run_cli
 from .imports import graph as import_graph
 
 TINY = """\
@@ -58,7 +58,7 @@ def _case_dir(tmp_path: Path, epochs: int = 3, fixed_lr: float = 0.01) -> Path:
 
 
 def _run(tmp_path, cases, *extra):
-    r = run_cli("run", "--cases", str(cases), "--results", str(tmp_path / "res"), "--jobs", "2", "-q", *extra)
+    r = run_cli("run", "--cases", str(cases), "--results", str(tmp_path / "res"), *ONE_WORKER, "-q", *extra)
     return r
 
 
@@ -105,7 +105,7 @@ def test_changing_one_variant_invalidates_only_its_runs(tmp_path):
 def test_run_stopped_by_the_time_limit_is_reported_not_cached_and_retrained_next_time(tmp_path, capsys):
     cases = _case_dir(tmp_path, epochs=50)
     runs = tmp_path / "res" / "runs"
-    argv = ["run", "--cases", str(cases), "--results", str(tmp_path / "res"), "--seeds", "0", "--jobs", "2", "-q"]
+    argv = ["run", "--cases", str(cases), "--results", str(tmp_path / "res"), "--seeds", "0", *ONE_WORKER, "-q"]
 
     assert main([*argv, "--timeout", "0.5"]) == 1        # the oracles of the killed runs do not hold
     out = capsys.readouterr().out
@@ -160,7 +160,7 @@ def _default_sigint() -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_resume_trains_only_the_rest(tmp_path):
-    cases = _case_dir(tmp_path, epochs=30)
+    cases = _case_dir(tmp_path, epochs=10)
     res = tmp_path / "res"
     proc = subprocess.Popen([sys.executable, "-m", "trainwreck", "run", "--cases", str(cases), "--results", str(res),
                              "--jobs", "1", "-q"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

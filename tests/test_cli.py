@@ -6,7 +6,7 @@ import pytest
 
 from trainwreck.cli import MIN_MEMORY_MIB, build_parser, main, physical_memory_mib
 
-from .conftest import CASES, run_cli
+from .conftest import CASES, ONE_WORKER, run_cli
 
 COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
 
@@ -100,12 +100,12 @@ def test_new_case_check_case_round_trip(tmp_path, corpus_results, results_dir):
     r = run_cli("new-case", "optimization/my-first-case", "--cases", str(tmp_path))
     assert r.returncode == 0, r.stderr
     path = tmp_path / "optimization" / "my-first-case.yaml"
-    ok = run_cli("check-case", str(path), "--results", str(results_dir), "-q")
+    ok = run_cli("check-case", str(path), "--results", str(results_dir), "-q", *ONE_WORKER)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.count("oracle holds") == 6 and "loss_nonfinite = 1" in ok.stdout
 
     path.write_text(path.read_text().replace("compile: {learning_rate: 0.1}", "compile: {learning_rate: 0.02}"))
-    bad = run_cli("check-case", str(path), "--results", str(results_dir), "-q")
+    bad = run_cli("check-case", str(path), "--results", str(results_dir), "-q", *ONE_WORKER)
     assert bad.returncode == 1
     assert "ORACLE FAILS my-first-case broken" in bad.stdout and "loss_nonfinite = 0 [>= 1] FAILS" in bad.stdout
 

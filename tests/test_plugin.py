@@ -11,7 +11,7 @@ import pytest
 
 from trainwreck.detectors.testing import check_detector
 
-from .conftest import ROOT, run_cli
+from .conftest import ONE_WORKER, ROOT, run_cli
 
 EXAMPLE = ROOT / "examples" / "trainwreck-example-detector"
 
@@ -85,7 +85,7 @@ def test_a_detector_that_needs_steps_gets_the_per_step_trace(tmp_path):
 
     env = {"PYTHONPATH": os.pathsep.join([str(EXAMPLE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     r = run_cli("bench", "--results", str(tmp_path), "--case", "lr-divergence", "--seeds", "0", "--no-sweeps",
-                "--detector-spec", "trainwreck_example_detector:BatchLossSpike", "--no-plots", "-q", env=env)
+                "--detector-spec", "trainwreck_example_detector:BatchLossSpike", "--no-plots", "-q", *ONE_WORKER, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     records = [json.loads(p.read_text())["record"] for p in (tmp_path / "runs").glob("*.json")]
     assert records and all(rec["trace_every"] == 10 for rec in records)

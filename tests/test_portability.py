@@ -15,7 +15,7 @@ from trainwreck.environment import key_facts as fingerprint
 from trainwreck.run import plan
 from trainwreck.store import RunStore
 
-from .conftest import CASES, run_cli
+from .conftest import CASES, ONE_WORKER, run_cli
 
 NAN_CASE = CASES / "data" / "nan-inputs-relu-silent.yaml"
 
@@ -166,7 +166,7 @@ def test_new_case_template_passes_the_robustness_check(tmp_path, results_dir):
     r = run_cli("new-case", "optimization/my-robust-case", "--cases", str(tmp_path))
     assert r.returncode == 0, r.stderr
     path = tmp_path / "optimization" / "my-robust-case.yaml"
-    out = run_cli("check-case", "--robust", str(path), "--results", str(results_dir), "-q", timeout=1800)
+    out = run_cli("check-case", "--robust", str(path), "--results", str(results_dir), "-q", *ONE_WORKER, timeout=1800)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "robustness: 1/1 cases hold" in out.stdout
     case = load_case(path)

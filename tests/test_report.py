@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from .conftest import run_cli
+from .conftest import ONE_WORKER, run_cli
 from .test_scores_report import SMALL, small_cache, small_specs  # noqa: F401 - fixtures: two small cases, seed 0
 
 pytestmark = pytest.mark.slow
@@ -99,6 +99,6 @@ def test_reproduce_reports_identical(results_dir, small_cache, tmp_path):  # noq
     r = run_cli("score", "--results", str(results_dir), "--out", str(out), "--case", "lr-divergence",
                 "--seeds", "0", "-d", "autotrainer", "-d", "nan-guard", "--no-plots", "-q")
     assert r.returncode == 0, r.stdout + r.stderr
-    rep = run_cli("reproduce", str(out / "leaderboard.json"), "--results", str(tmp_path / "scratch"), "-q")
+    rep = run_cli("reproduce", str(out / "leaderboard.json"), "--results", str(tmp_path / "scratch"), "-q", *ONE_WORKER)
     assert rep.returncode == 0, rep.stdout + rep.stderr
     assert "identical" in rep.stdout
