@@ -179,7 +179,7 @@ def _splits(data, validation_split: float | None) -> dict:
 # the whole split as one batch, without the tf.data pipeline and epoch loop `evaluate` and `predict`
 # build per call (about 0.05 s each, six per run: 0.3 s of a 3 s run); a larger split goes through
 # `evaluate` and `predict` in batches of 256, so memory stays bounded. Both give Keras's own loss
-# (regularization included) and compiled metrics, equal to float rounding (tests/test_recorder.py).
+# (regularization included) and compiled metrics, equal to float rounding (tests/test_evaluation.py).
 ONE_BATCH_ROWS = 4096
 
 

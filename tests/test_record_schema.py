@@ -15,7 +15,7 @@ from trainwreck.detectors.testing import healthy_dict
 from trainwreck.record import OUTCOMES, RunRecord, truncate
 from trainwreck.store import RunStore, canonical
 
-from .conftest import CASES, ROOT
+from .conftest import ROOT
 
 CACHE = ROOT / "results" / "runs"
 
@@ -120,15 +120,15 @@ def test_views_round_trip():
         assert canonical(RunRecord.from_dict(view.to_dict()).to_dict()) == canonical(view.to_dict())
 
 
-def _stored_records(tmp_path_factory) -> list[dict]:
+def _stored_records(tmp_path_factory, corpus) -> list[dict]:
     """The records of the corpus's runs that the project's cache holds (what scoring reads), or one tiny run
     trained now when it holds none. The cache also keeps every older run key, which nothing reads again: in a
     working copy those grow with every code change (2,500 records, 17 s, where the corpus has 412)."""
-    from trainwreck.case import load_case, load_corpus
+    from trainwreck.case import load_case
     from trainwreck.run import execute, plan
 
     store = RunStore(CACHE)
-    held = set(store.keys()) & {s.key for s in plan(load_corpus(CASES), device="cpu")}
+    held = set(store.keys()) & {s.key for s in plan(corpus, device="cpu")}
     if held:
         return [store.get(k).record for k in sorted(held)]
 
@@ -150,8 +150,8 @@ def _contains(big, small) -> bool:
     return json.dumps(big, allow_nan=True) == json.dumps(small, allow_nan=True)
 
 
-def test_every_cached_record_loads_strictly_and_round_trips(tmp_path_factory):
-    records = _stored_records(tmp_path_factory)
+def test_every_cached_record_loads_strictly_and_round_trips(tmp_path_factory, corpus):
+    records = _stored_records(tmp_path_factory, corpus)
     assert records
     for d in records:
         rec = RunRecord.from_dict(d)
