@@ -418,6 +418,12 @@ def expected_seconds(spec: RunSpec, past: dict[str, float]) -> float:
 
 
 def longest_first(specs: list[RunSpec], past: dict[str, float]) -> list[RunSpec]:
-    """The specs, longest expected first (ties in plan order): with N workers, the longest runs start at
-    once and the short ones fill in around them, instead of one long run finishing alone at the end."""
-    return sorted(specs, key=lambda s: -expected_seconds(s, past))
+    """The specs by case, the case whose longest run is expected to take longest first, and a case's runs
+    together (by variant, then in plan order). With N workers the longest runs start at once and the short
+    ones fill in around them, instead of one long run finishing alone at the end; and a worker's next run
+    is mostly another seed of the case it just ran, whose compiled probe it already holds (a worker traces
+    the probe once per architecture: trace._TFProbeCache)."""
+    longest: dict[str, float] = {}
+    for s in specs:
+        longest[s.case.id] = max(longest.get(s.case.id, 0.0), expected_seconds(s, past))
+    return sorted(specs, key=lambda s: (-longest[s.case.id], s.case.id, s.variant))

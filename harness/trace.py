@@ -11,11 +11,12 @@ has no gradient entry at all (the model summary says it is not trainable) instea
 reads as a vanishing gradient. Its kernel is still measured (weight norms, update ratio 0).
 
 Cost. The statistics are written once, in `keras.ops`, and run compiled: on TensorFlow the whole
-probe (forward, backward, every reduction, the kernels read in place and the previous kernels kept
-as variables) is one `tf.function` traced once per run, and its numbers come back to the host as a
-single vector; on JAX the gradient, the activations and the statistics are `jax.jit`-compiled once
-per run; on torch they run eagerly on the device. `eager=True` runs the same functions uncompiled,
-which the tests compare against.
+probe (forward, backward, every reduction) is one `tf.function` of the weights' values, and its numbers
+come back to the host as a single vector. Because it takes the weights as arguments, a worker traces it
+once per architecture, not once per run: the runs of one case's seeds (and often its broken and fixed
+variants) share it (`_TFProbeCache`). On JAX the gradient, the activations and the statistics are
+`jax.jit`-compiled once per run; on torch they run eagerly on the device. `eager=True` runs the same
+functions uncompiled, which the tests compare against.
 
 Per-step resolution (`trace_every=k`, TensorFlow): the gradients of the actual batch are read where
 Keras applies them (a tap on the optimizer's `apply_gradients` inside the compiled train step, gated
@@ -25,9 +26,10 @@ computes it; the probe batch gives activation and pre-activation quantiles after
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 
 import numpy as np
 
@@ -377,8 +379,9 @@ def probe_gradients(model, x, y) -> tuple[float, list]:
 class EpochProbe:
     """The per-epoch probe of one run: built in `on_train_begin`, called at every epoch end.
 
-    `measure()` returns the epoch's statistics as plain floats. Compiled once per run (see the module
-    docstring) unless `eager`; the previous kernels, for the update ratios, stay on the device."""
+    `measure()` returns the epoch's statistics as plain floats. Compiled (see the module docstring:
+    once per architecture in a worker on TensorFlow, once per run on JAX) unless `eager`; the previous
+    kernels, for the update ratios, stay on the device."""
 
     def __init__(self, model, x, y, eager: bool = False):
         import keras
@@ -392,22 +395,27 @@ class EpochProbe:
         index = {id(v): i for i, v in enumerate(self.variables)}
         self.kernels = [(index[id(l.weights[0])], l.name) for l in trainable]
         tracked = activation_layers(model)
+        self._tracked_layers = tracked
         self.tracked = [(l.name, act) for l, act in tracked]
-        self.probe_model = None
-        self.n_out = 1
-        if tracked:   # one forward pass gives the prediction and every profiled layer's output
-            self.n_out = len(model.outputs)
-            self.probe_model = keras.Model(model.inputs, [*model.outputs, *[l.output for l, _ in tracked]])
+        self.n_out = len(model.outputs) if tracked else 1
+        self._probe_model = None
         self.x = keras.ops.convert_to_tensor(x)
         self.y = keras.ops.convert_to_tensor(y)
         self.n = int(x.shape[0])
         self.layout = None
         self._prev = self._kernels_flat()
-        if self.backend == "tensorflow" and not eager:
-            import tensorflow as tf
-
-            self._prev = tf.Variable(self._prev, trainable=False)   # assigned in place by the compiled probe
         self._fn = self._build()
+
+    @property
+    def probe_model(self):
+        """One forward pass gives the prediction and every profiled layer's output; built on first use
+        (a run whose compiled probe is cached never needs it)."""
+        if self._probe_model is None and self._tracked_layers:
+            import keras
+
+            self._probe_model = keras.Model(self.model.inputs,
+                                            [*self.model.outputs, *[l.output for l, _ in self._tracked_layers]])
+        return self._probe_model
 
     def _kernels_flat(self):
         return self.xp.concat([self.xp.flat(l.weights[0].value) for l in self.weighted])
@@ -442,19 +450,19 @@ class EpochProbe:
         return self._run_eager
 
     def _build_tf(self):
-        import tensorflow as tf
+        """The compiled probe of this architecture (traced now, or by an earlier run of the worker), called
+        with this run's weights; the previous kernels go in and come out as a tensor on the device."""
+        entry = _TF_PROBES.get(self)
+        model = self.model
 
-        def fn(x, y):
-            with tf.GradientTape() as tape:
-                y_pred, acts = self._forward(x)
-                loss = self.model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
-            grads = tape.gradient(loss, self.variables) if self.variables else []
-            vec, flat = self._stats(loss, grads, acts, [l.weights[0].value for l in self.weighted], self._prev)
-            self._prev.assign(flat)
+        def run():
+            vec, self._prev = entry.fn([v.value for v in model.trainable_variables],
+                                       [v.value for v in model.non_trainable_variables],
+                                       [v.value for v in model.metrics_variables], self._prev, self.x, self.y)
+            self.layout = entry.layout
             return vec
 
-        compiled = tf.function(fn, autograph=False)
-        return lambda: compiled(self.x, self.y)
+        return run
 
     def _build_jax(self):
         import jax
@@ -502,6 +510,117 @@ class EpochProbe:
     def measure(self) -> dict:
         vec = _numpy(self._fn())   # first: the layout is known once the function has been traced
         return unpack(self.layout, vec)
+
+
+def _probe_signature(p: EpochProbe) -> str | None:
+    """Everything a compiled probe's graph depends on: the model's class, architecture and loss, the
+    variables' shapes and dtypes, the probe batch's, and what is measured. None (never shared) for a model
+    Keras cannot describe. Weights and initializers do not enter the graph: they are its arguments."""
+    import keras
+
+    m = p.model
+    try:
+        arch = json.loads(m.to_json())
+        loss = keras.saving.serialize_keras_object(m.loss)
+    except Exception:  # noqa: BLE001 - a model without a config is probed, just not shared
+        return None
+    shapes = [[(tuple(v.shape), str(v.dtype)) for v in vs]
+              for vs in (m.trainable_variables, m.non_trainable_variables, m.metrics_variables)]
+    batch = [(tuple(t.shape), str(t.dtype)) for t in (p.x, p.y)]
+    return json.dumps([type(m).__module__, type(m).__qualname__, _graph_config(arch), loss,
+                       getattr(m, "loss_weights", None), shapes, batch, p.names, p.kernels, p.tracked, p.n_out],
+                      sort_keys=True, default=str)
+
+
+def _graph_config(cfg):
+    """The model config as far as the probe's graph depends on it: without its initializers (a seed there
+    changes the weights, not the graph) and its compile config (the optimizer is not in the graph; the loss
+    is in the signature on its own)."""
+    if isinstance(cfg, dict):
+        return {k: _graph_config(v) for k, v in cfg.items()
+                if not k.endswith("_initializer") and k != "compile_config"}
+    if isinstance(cfg, list):
+        return [_graph_config(v) for v in cfg]
+    return cfg
+
+
+class _TFProbe:
+    """One architecture's compiled probe: fn(trainable, non-trainable and metrics values, previous kernels,
+    x, y) -> (statistics vector, this epoch's kernels), traced against the first run's model, whose layers
+    compute with the values passed in (`stateless_call`, as on JAX)."""
+
+    def __init__(self, p: EpochProbe):
+        import tensorflow as tf
+
+        model, pm = p.model, p.probe_model
+        tv_ids = [id(v) for v in model.trainable_variables]
+        ntv_ids = [id(v) for v in model.non_trainable_variables]
+        where = {i: ("t", k) for k, i in enumerate(tv_ids)} | {i: ("n", k) for k, i in enumerate(ntv_ids)}
+        kernels = [where[id(l.weights[0])] for l in p.weighted]
+        if pm is not None:   # the probe model's variable order, as indices into the model's
+            pm_t = [tv_ids.index(id(v)) for v in pm.trainable_variables]
+            pm_n = [ntv_ids.index(id(v)) for v in pm.non_trainable_variables]
+        self.layout = None
+
+        def fn(tv, ntv, mv, prev, x, y):
+            with tf.GradientTape() as tape:
+                tape.watch(tv)
+                if pm is None:
+                    y_pred, _ = model.stateless_call(tv, ntv, x, training=False)
+                    acts = []
+                else:
+                    outs, _ = pm.stateless_call([tv[i] for i in pm_t], [ntv[i] for i in pm_n], [x], training=False)
+                    k = p.n_out
+                    y_pred, acts = (outs[0] if k == 1 else list(outs[:k])), list(outs[k:])
+                loss, _ = model.stateless_compute_loss(tv, ntv, mv, x=x, y=y, y_pred=y_pred, training=False)
+            grads = tape.gradient(loss, tv) if tv else []
+            vec, flat = p._stats(loss, grads, acts, [(tv if w == "t" else ntv)[k] for w, k in kernels], prev)
+            self.layout = p.layout
+            return vec, flat
+
+        self.fn = tf.function(fn, autograph=False)
+
+
+class _TFProbeCache:
+    """The compiled probes of the architectures a worker has trained (each keeps its first model alive: a
+    few MB; a training worker serves at most 40 runs, run.TRAIN_JOBS_PER_WORKER, so the bound is only a
+    guard). A run still pays the probe's first execution: `clear_session` clears the kernels at every
+    run's start, so that no run inherits another's state."""
+
+    def __init__(self, size: int = 64):
+        self.size, self.hits, self.misses = size, 0, 0
+        self._entries: OrderedDict[str, _TFProbe] = OrderedDict()
+
+    def clear(self) -> None:
+        """Forget every compiled probe (`make perf` times a run that traces its own)."""
+        self._entries.clear()
+
+    def get(self, p: EpochProbe) -> _TFProbe:
+        key = _probe_signature(p)
+        entry = self._entries.get(key) if key else None
+        if entry is not None:
+            self.hits += 1
+            self._entries.move_to_end(key)
+            return entry
+        self.misses += 1
+        entry = _TFProbe(p)
+        if key:
+            self._entries[key] = entry
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return entry
+
+
+_TF_PROBES = _TFProbeCache()
+
+
+def probe_cache_counts() -> tuple[int, int]:
+    """(runs that reused a compiled probe, runs that traced one) in this process, on TensorFlow."""
+    return _TF_PROBES.hits, _TF_PROBES.misses
+
+
+def forget_compiled_probes() -> None:
+    _TF_PROBES.clear()
 
 
 class StepTap:

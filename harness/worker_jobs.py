@@ -29,10 +29,14 @@ def init_train(backend: str, device: str, threads: int, env: dict | None = None)
 def train(state: dict, payload: dict) -> dict:
     import resource
 
+    from .trace import probe_cache_counts
     from .train import run_task
 
+    traced = probe_cache_counts()[1]
     out = run_task(payload["task"], payload["seed"], payload["key"], state["backend"], state["device"],
                    trace_every=int(payload.get("trace_every", 0)))
+    if state["backend"] == "tensorflow":   # did this run trace its compiled probe, or reuse an earlier run's?
+        out["extras"]["probe_traced"] = probe_cache_counts()[1] > traced
     # peak resident memory of this worker so far (KiB on Linux); kept out of the record
     out["extras"]["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out

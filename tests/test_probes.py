@@ -37,9 +37,9 @@ def _model(frozen_first=False, d=6):
     return model
 
 
-def _fit(eager: bool, frozen_first=False, trace_every=0, epochs=3):
+def _fit(eager: bool, frozen_first=False, trace_every=0, epochs=3, seed=0):
     keras.backend.clear_session()
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     x, y = _data()
     model = _model(frozen_first)
     cb = TraceCallback(x[:PROBE_SIZE], y[:PROBE_SIZE], None, None, trace_every=trace_every, eager=eager)
@@ -71,6 +71,26 @@ def test_compiled_probe_equals_eager_probe():
     for c, e in zip(compiled.epochs, eager.epochs):
         _close(strip(c), strip(e), f"epoch {c['epoch']}")
         assert c["grad_norms"] and c["activation_mean"] and c["update_ratios"]
+
+
+def test_a_probe_reused_by_a_later_run_records_what_its_own_would(monkeypatch):
+    """The compiled probe takes the weights as arguments, so a worker traces it once per architecture: a run
+    that reuses an earlier run's probe must record exactly (bit for bit) what a probe traced for it records."""
+    from trainwreck import trace
+
+    strip = lambda e: {k: v for k, v in e.items() if k != "seconds"}  # noqa: E731
+    monkeypatch.setattr(trace, "_TF_PROBES", trace._TFProbeCache())
+    _fit(eager=False, seed=1)
+    assert trace.probe_cache_counts() == (0, 1)
+    _, reused = _fit(eager=False, seed=2)            # same architecture, other weights and data order
+    assert trace.probe_cache_counts() == (1, 1)
+    monkeypatch.setattr(trace, "_TF_PROBES", trace._TFProbeCache())
+    _, own = _fit(eager=False, seed=2)
+    assert trace.probe_cache_counts() == (0, 1)
+    assert [strip(e) for e in reused.epochs] == [strip(e) for e in own.epochs]
+    assert reused.epochs[-1]["grad_norms"] and reused.epochs[-1]["update_ratios"]
+    _fit(eager=False, seed=2, frozen_first=True)     # another architecture: a probe of its own
+    assert trace.probe_cache_counts() == (0, 2)
 
 
 def test_probe_numbers_are_numpys_on_the_models_own_gradients():

@@ -62,6 +62,18 @@ def test_longest_expected_first_by_size_then_by_past_duration():
     assert expected_seconds(specs[0], past) in (1.0, 100.0)
 
 
+def test_a_cases_runs_are_scheduled_together_so_a_worker_reuses_its_compiled_probe():
+    lstm = load_case(CASES / "optimization" / "deep-lstm-vanishing.yaml")
+    mlp = load_case(CASES / "optimization" / "lr-divergence.yaml")
+    specs = plan([mlp, lstm], seeds=[0, 1, 2])
+    past = {"|".join(map(str, (s.backend, s.device, s.case.id, s.variant, s.seed, s.severity, s.trace_every))):
+            (50.0 if s.seed == 1 else 1.0) if s.case.id == "lr-divergence" else 10.0 for s in specs}
+    order = [(s.case.id, s.variant) for s in longest_first(specs, past)]
+    # the case with the longest single run goes first, whole, one variant after the other
+    assert order == [("lr-divergence", "broken")] * 3 + [("lr-divergence", "fixed")] * 3 + \
+        [("deep-lstm-vanishing", "broken")] * 3 + [("deep-lstm-vanishing", "fixed")] * 3
+
+
 @pytest.mark.slow
 def test_a_worker_records_steps_at_the_requested_resolution(tmp_path):
     """A real worker run with trace_every: step records every k batches, a strict record, and the
