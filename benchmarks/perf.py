@@ -127,7 +127,8 @@ def part_a(per_family: int, repeats: int) -> None:
         print(f"    {family:<13} {cid:<34} bare {t['bare']:6.2f}s  default {t['default'] / t['bare']:5.2f}x"
               f"  first {t['first'] / t['bare']:5.2f}x  per-step {t['steps'] / t['bare']:5.2f}x")
     share = traced_share()
-    weigh = (lambda d, f: d) if share is None else (lambda d, f: (1 - share) * d + share * f)
+    # without a record of the share, the conservative figure: every run traces its probe
+    weigh = (lambda d, f: f) if share is None else (lambda d, f: (1 - share) * d + share * f)
     fams = dict.fromkeys(r[0] for r in rows)
     for fam in fams:
         b, d, f, s = (sum(r[2][m] for r in rows if r[0] == fam) for m in ("bare", "default", "first", "steps"))
@@ -136,7 +137,7 @@ def part_a(per_family: int, repeats: int) -> None:
               f"{_verdict(w, GOALS['family'])}   per-step {s / b:6.3f}x {_verdict(s / b, GOALS['steps'])}")
     b, d, f, s = (sum(r[2][m] for r in rows) for m in ("bare", "default", "first", "steps"))
     w = weigh(d, f) / b
-    where = ("no run in the cache records it: weighed = default" if share is None
+    where = ("no run in the cache records it: weighed = first" if share is None
              else f"{share:.0%} of the corpus's runs traced their probe")
     print(f"    overall       default {d / b:6.3f}x  first {f / b:6.3f}x  weighed {w:6.3f}x "
           f"{_verdict(w, GOALS['default'])}   per-step {s / b:6.3f}x {_verdict(s / b, GOALS['steps'])}")
