@@ -16,8 +16,11 @@ Measured in one run on this machine (issue 18's goals in brackets):
       (on the project's run cache: after `make bench`, or after part d), with the answer cache and
       with every detector replayed (--fresh);
   (d) cold corpus time, --jobs 2 (long: only with --cold-corpus or --only d) [<= 15 min];
-  (e) the founding cases cold on each installed Keras backend (--jobs 2), with the median run.
-`python benchmarks/perf.py --only a` runs one part (a, b, c, d or e).
+  (e) the founding cases cold on each installed Keras backend (--jobs 2), with the median run;
+  (f) a training worker's life: run.TRAIN_JOBS_PER_WORKER runs of ten cases in turn in one worker,
+      the seconds a run takes over its first and its last ten runs, and the worker's memory growth
+      per run (what sets how many runs a worker serves before a fresh one replaces it).
+`python benchmarks/perf.py --only a` runs one part (a, b, c, d, e or f).
 """
 
 from __future__ import annotations
@@ -224,19 +227,49 @@ def part_e() -> None:
         print(f"    {b:<10} {secs:6.1f}s for {n} runs   median run {median:5.2f}s")
 
 
+# -- (f) a training worker's life
+
+def part_f() -> None:
+    from trainwreck.case import load_corpus
+    from trainwreck.environment import WORKER_THREADS
+    from trainwreck.executor import Job, WorkerPool
+    from trainwreck.run import TRAIN_JOBS_PER_WORKER, plan
+
+    fixed = sorted((s for s in plan(load_corpus(ROOT / "cases"), device="cpu") if s.seed == 0 and s.variant == "fixed"),
+                   key=lambda s: s.case.id)
+    ten = fixed[::max(1, len(fixed) // 10)][:10]   # spread over the corpus, so over its architectures
+    n = TRAIN_JOBS_PER_WORKER
+    jobs = [Job(f"{i}-{s.key}", {"task": s.task, "seed": s.seed, "key": s.key}, 600.0)
+            for i, s in enumerate(ten[i % len(ten)] for i in range(n))]
+    with WorkerPool("train", ("tensorflow", "cpu", WORKER_THREADS, None), n=1) as pool:
+        done = {r.job.key: r for r in pool.run(jobs)}
+    res = [done[j.key] for j in jobs]
+    failed = [r.brief() for r in res if r.status != "ok"]
+    if failed:
+        print(f"\n(f) a worker's life: {len(failed)} of {n} runs failed: {failed[0]}")
+        return
+    secs = [r.seconds for r in res]
+    rss = [r.value["extras"]["worker_peak_rss_mb"] for r in res]
+    first, last = statistics.median(secs[:10]), statistics.median(secs[-10:])
+    print(f"\n(f) one training worker serving {n} runs (run.TRAIN_JOBS_PER_WORKER) of {len(ten)} cases in turn")
+    print(f"    a run's median over the first ten {first:.2f}s, over the last ten {last:.2f}s ({last / first:.2f}x); "
+          f"peak memory {rss[0]:.0f} MiB after the first run, {rss[-1]:.0f} MiB after the last "
+          f"({(rss[-1] - rss[0]) / (n - 1):.1f} MiB a run)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=list("abcde"), help="run one part only")
+    ap.add_argument("--only", choices=list("abcdef"), help="run one part only")
     ap.add_argument("--cold-corpus", action="store_true", help="include part d, the cold corpus (long)")
     ap.add_argument("--repeats", type=int, default=3, help="repeats per figure (medians); default 3")
     ap.add_argument("--cases-per-family", type=int, default=2, help="part a: cases measured per family")
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}, "
           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC")
-    parts = [args.only] if args.only else ["a", "b", *(["d"] if args.cold_corpus else []), "c", "e"]
+    parts = [args.only] if args.only else ["a", "b", *(["d"] if args.cold_corpus else []), "c", "e", "f"]
     for p in parts:
         {"a": lambda: part_a(args.cases_per_family, args.repeats), "b": lambda: part_b(args.repeats),
-         "c": lambda: part_c(args.repeats), "d": part_d, "e": part_e}[p]()
+         "c": lambda: part_c(args.repeats), "d": part_d, "e": part_e, "f": part_f}[p]()
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ parent enforces a per-job time limit and a per-worker memory limit, and
 notices a worker that dies (an exception escaping, `os._exit`, a segfault,
 SIGKILL). Any of these becomes a failure result for that job only; the
 worker is replaced and the remaining jobs go on. A worker may also be retired
-after `max_jobs` jobs and replaced by a fresh one: TensorFlow keeps a little of
-every model it has traced (the graphs of a metric's conditionals, about 5,000
-Python objects a run), so a worker that has served hundreds of runs spends
-seconds per run in the garbage collector. Workers ignore SIGINT so
+after `max_jobs` jobs, or once its resident memory passes `retire_rss_mb`, and
+replaced by a fresh one: TensorFlow keeps a little of every model it has traced
+(the graphs of its train step, about 10,000 Python objects and 5-15 MB a run),
+so a worker that has served hundreds of runs holds gigabytes. Workers ignore SIGINT so
 that Ctrl-C reaches only the parent, which stops them and returns.
 """
 
@@ -122,11 +122,12 @@ class WorkerPool:
     """Runs jobs on `n` supervised workers; yields one JobResult per job as they finish."""
 
     def __init__(self, handler: str, init_args: tuple = (), n: int = 1, memory_limit_mb: int = 0,
-                 startup_timeout: float = 180.0, max_jobs: int = 0):
+                 startup_timeout: float = 180.0, max_jobs: int = 0, retire_rss_mb: int = 0):
         if handler not in HANDLERS:
             raise ValueError(f"unknown worker handler {handler!r}")
         self.handler, self.init_args, self.n = handler, init_args, max(1, n)
         self.max_jobs = max_jobs         # retire a worker after this many jobs (0: never)
+        self.retire_rss = retire_rss_mb * 1024 * 1024   # or once an idle worker's memory passes this (0: never)
         self.memory_limit = memory_limit_mb * 1024 * 1024
         self.startup_timeout = startup_timeout
         self._ctx = mp.get_context("spawn")
@@ -176,8 +177,14 @@ class WorkerPool:
         self._workers[self._workers.index(w)] = self._spawn()
         self.replaced += 1
 
+    def _worn(self, w: _Worker) -> bool:
+        """An idle worker that has served its `max_jobs`, or whose resident memory passed `retire_rss_mb`."""
+        return w.ready and w.job is None and bool(
+            (self.max_jobs and w.served >= self.max_jobs)
+            or (self.retire_rss and _rss_bytes(w.proc.pid) > self.retire_rss))
+
     def _retire(self, w: _Worker) -> None:
-        """An idle worker that has served its `max_jobs`: asked to exit, and a fresh one takes its place."""
+        """A worn worker: asked to exit, and a fresh one takes its place."""
         try:
             w.conn.send(None)
         except OSError:
@@ -194,7 +201,7 @@ class WorkerPool:
         outstanding = len(pending)
         while outstanding:
             for w in list(self._workers):
-                if w.ready and w.job is None and pending and self.max_jobs and w.served >= self.max_jobs:
+                if pending and self._worn(w):
                     self._retire(w)
             for w in self._workers:
                 if w.ready and w.job is None and pending:

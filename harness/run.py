@@ -29,10 +29,15 @@ __all__ = ["RunSpec", "RunResult", "plan", "execute", "resolve_device", "TRACE_V
 # How a job ends when a limit of this machine, not the case, stopped it: reported, never cached.
 MACHINE_LIMITS = ("timeout", "memory")
 
-# Runs a training worker serves before a fresh one replaces it (executor.WorkerPool's max_jobs): a
-# TensorFlow worker's per-run overhead grows with every run it has served (0.9 s per run at the start
-# of a cold corpus, 3 s after 190 runs); a fresh worker costs one TensorFlow import, about 4 s.
-TRAIN_JOBS_PER_WORKER = 40
+# When a fresh training worker replaces one (executor.WorkerPool's max_jobs and retire_rss_mb): after this
+# many runs, or once its resident memory passes this many MiB. With what survives each run frozen
+# (worker_jobs.train), a worker's CPU time per run stays flat, but its memory grows by the graphs
+# TensorFlow keeps of every traced model, 5-15 MB a run (a cold corpus: about 0.8 GB after a worker's
+# first run, 1.9 GB after its 80th): retired at 1.5 GiB, a worker keeps 2.5 GiB of the default 4 GiB
+# memory limit for its run, so a run's fate does not depend on how many came before it in the worker.
+# A fresh worker costs one TensorFlow import, about 4 s of CPU.
+TRAIN_JOBS_PER_WORKER = 80
+TRAIN_RETIRE_RSS_MB = 1536
 
 
 # Each Keras backend, the distribution that provides it, and how to install it here.
@@ -235,8 +240,9 @@ def make_pool(executor: str, handler: str, init_args: tuple, n: int, memory_limi
         return RayPool(handler, init_args, n=n, address=ray_address, memory_limit_mb=memory_limit_mb)
     if executor != "local":
         raise ValueError(f"unknown executor {executor!r}; valid: local, ray")
+    train = handler == "train"
     return WorkerPool(handler, init_args, n=n, memory_limit_mb=memory_limit_mb,
-                      max_jobs=TRAIN_JOBS_PER_WORKER if handler == "train" else 0)
+                      max_jobs=TRAIN_JOBS_PER_WORKER if train else 0, retire_rss_mb=TRAIN_RETIRE_RSS_MB if train else 0)
 
 
 def execute(specs: list[RunSpec], store: RunStore, *, jobs: int = 1, timeout: float = 300.0,

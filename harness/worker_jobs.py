@@ -27,11 +27,19 @@ def init_train(backend: str, device: str, threads: int, env: dict | None = None)
 
 
 def train(state: dict, payload: dict) -> dict:
+    """One run. First the previous run's garbage is collected and what survives it is frozen: TensorFlow
+    keeps every traced model's graphs alive from its C++ side (about 10,000 Python objects and 28 runtime
+    functions a run, unreachable from Python and never freed), and unfrozen, the full collection each
+    run's `clear_session` makes walks them all: 30 ms after 5 runs, 180 ms after 40, and a run's CPU
+    time grows about 10 % over 40 runs. Frozen, both stay flat (100 runs of 10 cases in one worker)."""
+    import gc
     import resource
 
     from .trace import probe_cache_counts
     from .train import run_task
 
+    gc.collect()
+    gc.freeze()
     traced = probe_cache_counts()[1]
     out = run_task(payload["task"], payload["seed"], payload["key"], state["backend"], state["device"],
                    trace_every=int(payload.get("trace_every", 0)))
@@ -114,6 +122,9 @@ def selftest(state: dict, payload: dict):
         ctypes.string_at(0)
     if mode == "sigkill":
         os.kill(os.getpid(), 9)
+    if mode == "grow":   # a worker whose memory grows with every job, as a TensorFlow worker's does
+        state.setdefault("kept", []).append(bytearray(payload["mb"] * 2**20))
+        return {"pid": os.getpid(), "echo": payload.get("echo")}
     if mode == "hang":
         time.sleep(3600)
     if mode == "memory":

@@ -9,9 +9,10 @@ import pytest
 from trainwreck.executor import Job, WorkerPool
 
 
-def _run(modes, timeout=20.0, memory_limit_mb=0, n=1, sleep=0.0, max_jobs=0):
-    jobs = [Job(f"{i}-{m}", {"mode": m, "echo": i, "sleep": sleep}, timeout) for i, m in enumerate(modes)]
-    with WorkerPool("selftest", n=n, memory_limit_mb=memory_limit_mb, max_jobs=max_jobs) as pool:
+def _run(modes, timeout=20.0, memory_limit_mb=0, n=1, sleep=0.0, max_jobs=0, retire_rss_mb=0, mb=0):
+    jobs = [Job(f"{i}-{m}", {"mode": m, "echo": i, "sleep": sleep, "mb": mb}, timeout) for i, m in enumerate(modes)]
+    with WorkerPool("selftest", n=n, memory_limit_mb=memory_limit_mb, max_jobs=max_jobs,
+                    retire_rss_mb=retire_rss_mb) as pool:
         out = {r.job.key: r for r in pool.run(jobs)}
         replaced = pool.replaced
     return [out[j.key] for j in jobs], replaced
@@ -56,6 +57,15 @@ def test_a_worker_is_retired_after_max_jobs_and_nothing_is_lost():
     assert [r.value["echo"] for r in results] == list(range(7)) and all(r.status == "ok" for r in results)
     served = Counter(r.value["pid"] for r in results)
     assert max(served.values()) <= 2 and len(served) >= 4
+    assert replaced == 0, "a retirement is not a failure"
+
+
+def test_a_worker_whose_memory_grows_is_retired_between_jobs_and_nothing_is_lost():
+    """100 MB kept per job, retired past 200 MB: a worker (a bare Python of well under 100 MB) serves two."""
+    results, replaced = _run(["grow"] * 6, retire_rss_mb=200, mb=100)
+    assert [r.value["echo"] for r in results] == list(range(6)) and all(r.status == "ok" for r in results)
+    served = Counter(r.value["pid"] for r in results)
+    assert list(served.values()) == [2, 2, 2]
     assert replaced == 0, "a retirement is not a failure"
 
 
