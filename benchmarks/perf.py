@@ -17,9 +17,10 @@ Measured in one run on this machine (issue 18's goals in brackets):
       with every detector replayed (--fresh);
   (d) cold corpus time, --jobs 2 (long: only with --cold-corpus or --only d) [<= 15 min];
   (e) the founding cases cold on each installed Keras backend (--jobs 2), with the median run;
-  (f) a training worker's life: run.TRAIN_JOBS_PER_WORKER runs of ten cases in turn in one worker,
-      the seconds a run takes over its first and its last ten runs, and the worker's memory growth
-      per run (what sets how many runs a worker serves before a fresh one replaces it).
+  (f) a training worker's life: 80 runs of ten cases in turn in one worker (past the
+      run.TRAIN_JOBS_PER_WORKER after which a fresh worker replaces it),
+      the seconds each round of the ten takes, and the worker's memory growth per run (what sets how
+      many runs a worker serves before a fresh one replaces it).
 `python benchmarks/perf.py --only a` runs one part (a, b, c, d, e or f).
 """
 
@@ -233,12 +234,12 @@ def part_f() -> None:
     from trainwreck.case import load_corpus
     from trainwreck.environment import WORKER_THREADS
     from trainwreck.executor import Job, WorkerPool
-    from trainwreck.run import TRAIN_JOBS_PER_WORKER, plan
+    from trainwreck.run import TRAIN_JOBS_PER_WORKER, TRAIN_RETIRE_RSS_MB, plan
 
     fixed = sorted((s for s in plan(load_corpus(ROOT / "cases"), device="cpu") if s.seed == 0 and s.variant == "fixed"),
                    key=lambda s: s.case.id)
     ten = fixed[::max(1, len(fixed) // 10)][:10]   # spread over the corpus, so over its architectures
-    n = TRAIN_JOBS_PER_WORKER
+    n = max(80, TRAIN_JOBS_PER_WORKER)
     jobs = [Job(f"{i}-{s.key}", {"task": s.task, "seed": s.seed, "key": s.key}, 600.0)
             for i, s in enumerate(ten[i % len(ten)] for i in range(n))]
     with WorkerPool("train", ("tensorflow", "cpu", WORKER_THREADS, None), n=1) as pool:
@@ -250,10 +251,13 @@ def part_f() -> None:
         return
     secs = [r.seconds for r in res]
     rss = [r.value["extras"]["worker_peak_rss_mb"] for r in res]
-    first, last = statistics.median(secs[:10]), statistics.median(secs[-10:])
-    print(f"\n(f) one training worker serving {n} runs (run.TRAIN_JOBS_PER_WORKER) of {len(ten)} cases in turn")
-    print(f"    a run's median over the first ten {first:.2f}s, over the last ten {last:.2f}s ({last / first:.2f}x); "
-          f"peak memory {rss[0]:.0f} MiB after the first run, {rss[-1]:.0f} MiB after the last "
+    k = len(ten)
+    rounds = [sum(secs[i:i + k]) for i in range(0, n - k + 1, k)]   # each round trains every case once
+    print(f"\n(f) one training worker serving {n} runs of {k} cases in turn (a fresh one replaces it after "
+          f"{TRAIN_JOBS_PER_WORKER}, run.TRAIN_JOBS_PER_WORKER, or past {TRAIN_RETIRE_RSS_MB} MiB)")
+    print(f"    seconds per round of the {k} cases: {' '.join(f'{r:.1f}' for r in rounds)}; the last round / "
+          f"the second {rounds[-1] / rounds[1]:.2f}x (the first traces each case's probe)")
+    print(f"    peak memory {rss[0]:.0f} MiB after the first run, {rss[-1]:.0f} MiB after the last "
           f"({(rss[-1] - rss[0]) / (n - 1):.1f} MiB a run)")
 
 

@@ -583,7 +583,7 @@ class _TFProbe:
 
 class _TFProbeCache:
     """The compiled probes of the architectures a worker has trained (each keeps its first model alive: a
-    few MB; a training worker serves at most 80 runs, run.TRAIN_JOBS_PER_WORKER, so the bound is only a
+    few MB; a training worker serves at most 60 runs, run.TRAIN_JOBS_PER_WORKER, so the bound is only a
     guard). A run still pays the probe's first execution: seeding clears TensorFlow's kernel caches at
     every run's start (`tf.random.set_seed`, tensorflow/python/eager/context.py `_set_global_seed`), so
     that no run inherits another's random state, and a function's instantiation goes with them."""
