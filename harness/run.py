@@ -31,13 +31,13 @@ MACHINE_LIMITS = ("timeout", "memory")
 
 # When a fresh training worker replaces one (executor.WorkerPool's max_jobs and retire_rss_mb): after this
 # many runs, or once its resident memory passes this many MiB. With what survives each run frozen
-# (worker_jobs.train), a worker's CPU time per run stays flat, but its memory grows by the graphs
-# TensorFlow keeps of every traced model (fit in a loop leaks, clear_session or not: reported upstream as
-# tensorflow/tensorflow#61791), 5-15 MB a run (a cold corpus: about 0.8 GB after a worker's
-# first run, 1.9 GB after its 80th): retired at 1.5 GiB, a worker keeps 2.5 GiB of the default 4 GiB
-# memory limit for its run, so a run's fate does not depend on how many came before it in the worker.
-# Its CPU time per run is flat for about 60 runs, then grows (`make perf` (f): 10 cases in turn, 23.4-24.6 s
-# a round for six rounds, 25.9-26.9 s for the next two). A fresh worker costs one TensorFlow import, 4 s.
+# (worker_jobs.train), a worker's CPU time per run is flat for about 60 runs, then grows (`make perf` (f):
+# 10 cases in turn, 23.4-24.6 s a round for six rounds, 25.9-26.9 s for the next two). Its memory grows
+# all along, by the graphs TensorFlow keeps of every traced model (fit in a loop leaks, clear_session or
+# not: tensorflow/tensorflow#61791), 5-15 MB a run (a cold corpus: about 0.8 GB after a worker's first
+# run, 1.9 GB after its 80th): retired at 1.5 GiB, a worker keeps 2.5 GiB of the default 4 GiB memory
+# limit for its run, so a run's fate does not depend on how many came before it in the worker. A fresh
+# worker costs one TensorFlow import, about 4 s of CPU.
 TRAIN_JOBS_PER_WORKER = 60
 TRAIN_RETIRE_RSS_MB = 1536
 
