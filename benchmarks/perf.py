@@ -17,10 +17,9 @@ Measured in one run on this machine (issue 18's goals in brackets):
       with every detector replayed (--fresh);
   (d) cold corpus time, --jobs 2 (long: only with --cold-corpus or --only d) [<= 15 min];
   (e) the founding cases cold on each installed Keras backend (--jobs 2), with the median run;
-  (f) a training worker's life: 80 runs of ten cases in turn in one worker (past the
-      run.TRAIN_JOBS_PER_WORKER after which a fresh worker replaces it),
-      the seconds each round of the ten takes, and the worker's memory growth per run (what sets how
-      many runs a worker serves before a fresh one replaces it).
+  (f) a training worker's life: 80 runs of ten cases in turn in one worker, past the
+      run.TRAIN_JOBS_PER_WORKER that this figure sets: the seconds each round of the ten takes, and
+      the worker's memory growth per run.
 `python benchmarks/perf.py --only a` runs one part (a, b, c, d, e or f).
 """
 
@@ -239,9 +238,9 @@ def part_f() -> None:
     fixed = sorted((s for s in plan(load_corpus(ROOT / "cases"), device="cpu") if s.seed == 0 and s.variant == "fixed"),
                    key=lambda s: s.case.id)
     ten = fixed[::max(1, len(fixed) // 10)][:10]   # spread over the corpus, so over its architectures
-    n = max(80, TRAIN_JOBS_PER_WORKER)
-    jobs = [Job(f"{i}-{s.key}", {"task": s.task, "seed": s.seed, "key": s.key}, 600.0)
-            for i, s in enumerate(ten[i % len(ten)] for i in range(n))]
+    n, k = max(80, TRAIN_JOBS_PER_WORKER), len(ten)
+    turns = [ten[i % k] for i in range(n)]
+    jobs = [Job(f"{i}-{s.key}", {"task": s.task, "seed": s.seed, "key": s.key}, 600.0) for i, s in enumerate(turns)]
     with WorkerPool("train", ("tensorflow", "cpu", WORKER_THREADS, None), n=1) as pool:
         done = {r.job.key: r for r in pool.run(jobs)}
     res = [done[j.key] for j in jobs]
@@ -251,7 +250,6 @@ def part_f() -> None:
         return
     secs = [r.seconds for r in res]
     rss = [r.value["extras"]["worker_peak_rss_mb"] for r in res]
-    k = len(ten)
     rounds = [sum(secs[i:i + k]) for i in range(0, n - k + 1, k)]   # each round trains every case once
     print(f"\n(f) one training worker serving {n} runs of {k} cases in turn (a fresh one replaces it after "
           f"{TRAIN_JOBS_PER_WORKER}, run.TRAIN_JOBS_PER_WORKER, or past {TRAIN_RETIRE_RSS_MB} MiB)")
